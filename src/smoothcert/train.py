@@ -47,6 +47,9 @@ REGULARIZED = ("adre", "adre_adv")
 RUNAWAY_L_ADRE = 30.0
 """Mean ``l_adre`` of an epoch above which the run is warned that ADRE is running away: the
 plug-in runner-up probability is below ``exp(-30)``, far past anything a float32 softmax resolves."""
+COLLAPSE_SHARE = 0.5
+"""An epoch whose training accuracy under noise is below this share of the best so far is
+reported as a collapse."""
 
 
 class TrainingDiverged(RuntimeError):
@@ -312,6 +315,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
     board = _tensorboard(out_dir) if env.main else None
 
     model.train()
+    best_accuracy = max([float(row["train_noisy_acc"]) for row in log_rows], default=0.0)
     for epoch in range(start_epoch, config.epochs):
         sampler.set_epoch(epoch)
         started = time.perf_counter()
@@ -336,6 +340,12 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
                 f"the loss became non-finite in epoch {epoch + 1} ({config.method}, lam={config.lam}). ADRE's regularized "
                 "risk is unbounded below (eq. 5 with cross-entropy: -lam * l_adre -> -inf as the logits grow on examples "
                 "classified correctly under all noise); bound the term with --adre-cap (e.g. 6.9 = -log 0.001) or lower lam")
+        best_accuracy = max(best_accuracy, means[3])
+        if means[3] < COLLAPSE_SHARE * best_accuracy:
+            warnings.warn(
+                f"epoch {epoch + 1}: accuracy under noise collapsed from {best_accuracy:.3f} to {means[3]:.3f}"
+                + ("; ADRE's objective is unbounded below, consider --adre-cap 6.9 or a smaller lam" if config.method in REGULARIZED else ""),
+                RuntimeWarning, stacklevel=2)
         if config.method in REGULARIZED and config.adre_cap is None and means[2] > RUNAWAY_L_ADRE:
             warnings.warn(
                 f"epoch {epoch + 1}: mean l_adre = {means[2]:.1f} is running away (runner-up probability below exp(-{RUNAWAY_L_ADRE:.0f})); "
@@ -362,6 +372,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
         board.close()
     if env.world > 1:
         dist.barrier()
+        dist.destroy_process_group()
     return checkpoint_path
 
 

@@ -1,0 +1,106 @@
+"""Certification and prediction results as TSV files, one row per example, header first.
+
+The first columns are those of Cohen et al.'s reference code (``idx label predict radius correct
+time``), so their analysis scripts read our files; ours follow. Rows are appended and flushed
+one at a time, so a long run can be resumed: :class:`ResultsFile` drops a trailing partial line
+(a run cut off mid-write) and reports which ``idx`` are already done.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+from smoothcert.files import write_text_atomic
+
+CERTIFY_COLUMNS = ("idx", "label", "predict", "radius", "correct", "time", "pa_lower", "pb_upper", "alpha_prime", "level")
+PREDICT_COLUMNS = ("idx", "label", "predict", "correct", "time", "pvalue")
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.6g}"
+    return str(value)
+
+
+class ResultsFile:
+    """A results TSV with ``columns``, opened for appending rows; existing rows are kept."""
+
+    def __init__(self, path: str | Path, columns: Sequence[str]) -> None:
+        self.path, self.columns = Path(path), tuple(columns)
+        self.done: set[int] = set()
+        if self.path.is_file() and self.path.stat().st_size:
+            text = self.path.read_text()
+            lines = text.split("\n")
+            complete = lines[:-1]  # the text after the last newline is a partial row (or empty)
+            if not complete or tuple(complete[0].split("\t")) != self.columns:
+                raise ValueError(f"{self.path} exists with other columns than {'  '.join(self.columns)}; move it away or pick another output file")
+            if lines[-1]:
+                write_text_atomic(self.path, "\n".join(complete) + "\n")
+            self.done = {int(line.split("\t", 1)[0]) for line in complete[1:] if line}
+        else:
+            write_text_atomic(self.path, "\t".join(self.columns) + "\n")
+        self._stream = self.path.open("a")
+
+    def append(self, row: dict[str, Any]) -> None:
+        self._stream.write("\t".join(format_value(row[c]) for c in self.columns) + "\n")
+        self._stream.flush()
+        self.done.add(int(row["idx"]))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def __enter__(self) -> "ResultsFile":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_DURATION = re.compile(r"^(?:(\d+) days?, )?(\d+):(\d{2}):(\d{2}(?:\.\d+)?)$")
+
+
+def parse_time(text: str) -> float:
+    """Seconds from a ``time`` cell: a float (``15.4``) or a ``datetime.timedelta`` string
+    (``0:00:15.412345``, ``1 day, 2:03:04``) as Cohen et al.'s logs mix both."""
+    text = text.strip()
+    match = _DURATION.match(text)
+    if match:
+        days, hours, minutes, seconds = match.groups()
+        return int(days or 0) * 86400 + int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"time cell {text!r} is neither seconds nor an H:MM:SS duration") from None
+
+
+def read_results(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a certification TSV (ours or Cohen et al.'s) as dicts with ``idx``, ``label``,
+    ``predict`` (int), ``radius``, ``time`` (float), ``correct`` (bool) and any further columns
+    as strings."""
+    path = Path(path)
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    if not lines:
+        raise ValueError(f"{path} is empty; expected a header 'idx label predict radius correct time'")
+    header = lines[0].split("\t")
+    missing = [c for c in ("idx", "label", "predict", "radius", "correct", "time") if c not in header]
+    if missing:
+        raise ValueError(f"{path} lacks the column(s) {', '.join(missing)}; expected a certification TSV with header 'idx label predict radius correct time'")
+    rows = []
+    for number, line in enumerate(lines[1:], start=2):
+        cells = line.split("\t")
+        if len(cells) != len(header):
+            raise ValueError(f"{path}, line {number}: {len(cells)} cells for {len(header)} columns")
+        raw = dict(zip(header, cells))
+        try:
+            row: dict[str, Any] = dict(raw)
+            row.update(idx=int(raw["idx"]), label=int(raw["label"]), predict=int(raw["predict"]), radius=float(raw["radius"]),
+                       correct=bool(int(raw["correct"])), time=parse_time(raw["time"]))
+        except ValueError as error:
+            raise ValueError(f"{path}, line {number}: {error}") from error
+        rows.append(row)
+    return rows
