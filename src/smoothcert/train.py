@@ -185,6 +185,7 @@ class Distributed:
     rank: int = 0
     world: int = 1
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    owns_group: bool = False
 
     @property
     def main(self) -> bool:
@@ -199,11 +200,12 @@ def setup_distributed(device: str | None) -> Distributed:
     if world == 1:
         return Distributed(device=torch.device(device or ("cuda" if cuda else "cpu")))
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    if not dist.is_initialized():
+    owns_group = not dist.is_initialized()
+    if owns_group:
         dist.init_process_group(backend="nccl" if cuda else "gloo")
     if cuda:
         torch.cuda.set_device(local_rank)
-    return Distributed(rank=rank, world=world, device=torch.device(f"cuda:{local_rank}" if cuda else "cpu"))
+    return Distributed(rank=rank, world=world, device=torch.device(f"cuda:{local_rank}" if cuda else "cpu"), owns_group=owns_group)
 
 
 def _noise_for_step(config: TrainConfig, shape: tuple[int, ...], epoch: int, step: int, env: Distributed) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -372,6 +374,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
         board.close()
     if env.world > 1:
         dist.barrier()
+    if env.owns_group:
         dist.destroy_process_group()
     return checkpoint_path
 

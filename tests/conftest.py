@@ -1,0 +1,43 @@
+import pickle
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+def write_cifar_batch(path: Path, images: np.ndarray, labels: list[int]) -> None:
+    """A batch in the format of the python version of CIFAR-10."""
+    entry = {b"batch_label": path.name.encode(), b"labels": labels, b"data": images.reshape(len(labels), -1),
+             b"filenames": [f"img{i}.png".encode() for i in range(len(labels))]}
+    with path.open("wb") as handle:
+        pickle.dump(entry, handle, protocol=2)
+
+
+@pytest.fixture
+def cifar_dir(tmp_path: Path) -> Path:
+    """A tiny stand-in for cifar-10-batches-py: 5 training batches of 8 images and a test batch of 6."""
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name, size in [(f"data_batch_{i}", 8) for i in range(1, 6)] + [("test_batch", 6)]:
+        write_cifar_batch(folder / name, rng.integers(0, 256, (size, 3, 32, 32), dtype=np.uint8), [int(v) for v in rng.integers(0, 10, size)])
+    return tmp_path
+
+
+@pytest.fixture
+def imagenet_dir(tmp_path: Path) -> Path:
+    """A tiny stand-in for the ImageNet folders: 3 classes, JPEGs of various sizes."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, per_class in (("train", 3), ("val", 2)):
+        for wnid in ("n01440764", "n01443537", "n01484850"):
+            folder = tmp_path / split / wnid
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                size = (int(rng.integers(230, 300)), int(rng.integers(230, 300)))
+                Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(folder / f"{wnid}_{i}.JPEG")
+    return tmp_path

@@ -1,0 +1,75 @@
+import subprocess
+import sys
+
+import pytest
+
+from smoothcert.cli import main
+from smoothcert.tsv import CERTIFY_COLUMNS, read_results
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["train", "--epochs", "2", "--sigma", "0.5", "--out-dir", str(out), "--quiet"]) == 0
+    return out / "checkpoint.pt"
+
+
+def test_train_certify_round_trip_writes_the_reference_columns(checkpoint, tmp_path):
+    outfile = tmp_path / "cert.tsv"
+    assert main(["certify", "--checkpoint", str(checkpoint), "--outfile", str(outfile), "--n", "500", "--batch", "250",
+                 "--method", "both", "--skip", "10", "--max", "8", "--quiet"]) == 0
+    certify, tcertify = tmp_path / "cert.certify.tsv", tmp_path / "cert.tcertify.tsv"
+    header = certify.read_text().splitlines()[0].split("\t")
+    assert header[:6] == ["idx", "label", "predict", "radius", "correct", "time"]
+    rows, t_rows = read_results(certify), read_results(tcertify)
+    assert [r["idx"] for r in rows] == [0, 10, 20, 30, 40, 50, 60, 70]
+    assert sum(r["correct"] for r in rows) >= 6  # the model is 2 epochs old but these are easy digits
+    for row in rows:
+        assert row["correct"] == (row["predict"] == row["label"])
+        assert (row["radius"] > 0) == (row["predict"] != -1)
+
+
+def test_certify_resumes_and_matches_an_uninterrupted_run(checkpoint, tmp_path):
+    base = ["certify", "--checkpoint", str(checkpoint), "--n", "300", "--batch", "300", "--quiet"]
+    assert main([*base, "--outfile", str(tmp_path / "whole.tsv"), "--max", "6"]) == 0
+    assert main([*base, "--outfile", str(tmp_path / "part.tsv"), "--max", "3"]) == 0
+    with (tmp_path / "part.tsv").open("a") as handle:
+        handle.write("3\t7\t7\t0.1")  # a row cut off mid-write
+    assert main([*base, "--outfile", str(tmp_path / "part.tsv"), "--max", "6"]) == 0
+    strip = lambda path: [{k: v for k, v in r.items() if k != "time"} for r in read_results(path)]
+    assert strip(tmp_path / "part.tsv") == strip(tmp_path / "whole.tsv")
+
+
+def test_predict_writes_a_row_per_example(checkpoint, tmp_path):
+    outfile = tmp_path / "pred.tsv"
+    assert main(["predict", "--checkpoint", str(checkpoint), "--outfile", str(outfile), "--n", "200", "--max", "4", "--quiet"]) == 0
+    lines = outfile.read_text().splitlines()
+    assert lines[0].split("\t")[:5] == ["idx", "label", "predict", "correct", "time"] and len(lines) == 5
+
+
+def test_errors_are_reported_without_a_traceback(tmp_path, capsys):
+    assert main(["certify", "--checkpoint", str(tmp_path / "none.pt"), "--outfile", str(tmp_path / "x.tsv")]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    assert main(["certify", "--checkpoint", str(tmp_path / "junk.pt"), "--outfile", str(tmp_path / "x.tsv")]) == 2
+    assert "not a readable smoothcert checkpoint" in capsys.readouterr().err
+    assert main(["train", "--method", "adre", "--out-dir", str(tmp_path / "t"), "--quiet"]) == 2
+    assert "needs lam > 0" in capsys.readouterr().err
+
+
+def test_other_columns_in_an_existing_output_are_refused(checkpoint, tmp_path, capsys):
+    outfile = tmp_path / "other.tsv"
+    outfile.write_text("a\tb\n1\t2\n")
+    assert main(["certify", "--checkpoint", str(checkpoint), "--outfile", str(outfile), "--n", "100", "--max", "1", "--quiet"]) == 2
+    assert "other columns" in capsys.readouterr().err
+    assert tuple(CERTIFY_COLUMNS[:6]) == ("idx", "label", "predict", "radius", "correct", "time")
+
+
+def test_demo_prints_the_table(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "smoothcert", "demo", "--epochs", "1", "--n", "200", "--max", "20",
+                          "--out-dir", str(tmp_path / "demo"), "--quiet"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    for row in ("Basic, CERTIFY", "Basic, T-CERTIFY", "ADRE_REG lam=0.2, cap 6.9, CERTIFY", "ADRE_REG lam=0.2, cap 6.9, T-CERTIFY"):
+        line = next(l for l in out.stdout.splitlines() if l.startswith(f"| {row} "))
+        accuracy_at_zero = float(line.split("|")[2])
+        assert 0.5 <= accuracy_at_zero <= 1.0

@@ -1,0 +1,39 @@
+import pytest
+import torch
+
+from smoothcert.models import ARCHITECTURES, Normalize, build_model
+from smoothcert.models.cifar_resnet import BasicBlock, CifarResNet
+
+
+@pytest.mark.parametrize("arch,shape,classes", [
+    ("small_cnn", (1, 28, 28), 10), ("cifar_resnet20", (3, 32, 32), 10),
+    ("cifar_resnet110", (3, 32, 32), 10), ("resnet50", (3, 64, 64), 7),
+])
+def test_architectures_map_inputs_to_logits_behind_a_normalization(arch, shape, classes):
+    model = build_model(arch, classes, [0.5] * shape[0], [0.25] * shape[0]).eval()
+    assert isinstance(model[0], Normalize)
+    with torch.no_grad():
+        assert model(torch.rand(2, *shape)).shape == (2, classes)
+
+
+def test_normalization_is_channelwise_standardization():
+    layer = Normalize([0.1, 0.2, 0.3], [0.5, 0.25, 2.0])
+    x = torch.rand(2, 3, 4, 4)
+    want = (x - torch.tensor([0.1, 0.2, 0.3]).view(1, 3, 1, 1)) / torch.tensor([0.5, 0.25, 2.0]).view(1, 3, 1, 1)
+    torch.testing.assert_close(layer(x), want)
+    with pytest.raises(ValueError, match="positive std"):
+        Normalize([0.1], [0.0])
+
+
+def test_cifar_resnet_depths_follow_he_et_al():
+    for depth in (20, 56, 110):
+        blocks = sum(isinstance(m, BasicBlock) for m in CifarResNet(depth).modules())
+        assert blocks == (depth - 2) // 2  # three stages of (depth - 2) / 6 blocks of two layers
+    with pytest.raises(ValueError, match="6m \\+ 2"):
+        CifarResNet(21)
+
+
+def test_unknown_architecture():
+    with pytest.raises(ValueError, match="unknown architecture"):
+        build_model("vgg", 10, [0.5], [0.5])
+    assert set(ARCHITECTURES) >= {"small_cnn", "cifar_resnet110", "resnet50"}
