@@ -1,14 +1,35 @@
-"""Approximate certified accuracy (the spec's "Experiments" section): the share of examples that
-are certified with the correct label at radius at least ``r``."""
+"""Approximate certified accuracy and its summaries, from certification TSVs (ours or Cohen et
+al.'s), as tables (Markdown, LaTeX, CSV) and curves (PNG, PDF).
+
+For certificates ``(label_i, r_i)`` of ``m`` examples:
+
+- approximate certified accuracy at ``r`` (the spec's "Experiments"): ``mean_i [correct_i and r_i >= r]``;
+- average certified radius (ACR): ``mean_i [correct_i] r_i``;
+- abstention rate: ``mean_i [label_i = ABSTAIN]``;
+- the lower bound of Cohen et al. (appendix): with probability ``1 - rho`` over the certification
+  noise, the true certified accuracy at ``r`` is at least
+  ``acc(r) - alpha - sqrt(alpha (1 - alpha) log(1/rho) / m) - log(1/rho) / (3 m)``.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from smoothcert.certify import ABSTAIN
+from smoothcert.files import write_bytes_atomic, write_text_atomic
+from smoothcert.tsv import read_results
+
 TABLE_RADII = tuple(round(0.25 * i, 2) for i in range(13))
 """0, 0.25, ..., 3.0: the radii of the paper's Table 1."""
+PLOT_STEP = 0.01
+"""Radius step of the plotted curves."""
 
 
 def certified_accuracy(rows: Sequence[dict[str, Any]], radii: Sequence[float] = TABLE_RADII) -> np.ndarray:
@@ -20,11 +41,147 @@ def certified_accuracy(rows: Sequence[dict[str, Any]], radii: Sequence[float] = 
     return np.array([(correct & (radius >= r)).mean() for r in radii])
 
 
-def markdown_table(results: dict[str, np.ndarray], radii: Sequence[float]) -> str:
-    """A Markdown table with one row per named accuracy curve and one column per radius."""
-    width = max(len(name) for name in results)
-    lines = [f"| {'radius':<{width}} | " + " | ".join(f"{r:5.2f}" for r in radii) + " |",
-             f"|{'-' * (width + 2)}|" + "|".join("-------" for _ in radii) + "|"]
-    for name, accuracy in results.items():
-        lines.append(f"| {name:<{width}} | " + " | ".join(f"{a:.3f}" for a in accuracy) + " |")
+def average_certified_radius(rows: Sequence[dict[str, Any]]) -> float:
+    """ACR: the radius of correctly certified examples, zero for the others, averaged over all."""
+    return float(np.mean([float(r["radius"]) if r["correct"] else 0.0 for r in rows]))
+
+
+def abstention_rate(rows: Sequence[dict[str, Any]]) -> float:
+    return float(np.mean([int(r["predict"]) == ABSTAIN for r in rows]))
+
+
+def accuracy_lower_bound(accuracy: np.ndarray, m: int, alpha: float, rho: float) -> np.ndarray:
+    """Cohen et al.'s bound on the true certified accuracy, holding with probability ``1 - rho``."""
+    if not (0 < alpha < 1 and 0 < rho < 1):
+        raise ValueError(f"alpha and rho must lie strictly between 0 and 1, got {alpha} and {rho}")
+    log_term = math.log(1 / rho)
+    return accuracy - alpha - math.sqrt(alpha * (1 - alpha) * log_term / m) - log_term / (3 * m)
+
+
+@dataclass
+class Summary:
+    """What :func:`summarize` reports for one results file."""
+
+    name: str
+    radii: tuple[float, ...]
+    accuracy: np.ndarray
+    lower_bound: np.ndarray
+    acr: float
+    abstention: float
+    examples: int
+
+
+def summarize(rows: Sequence[dict[str, Any]], name: str, radii: Sequence[float] = TABLE_RADII,
+              alpha: float = 0.001, rho: float = 0.001) -> Summary:
+    accuracy = certified_accuracy(rows, radii)
+    return Summary(name=name, radii=tuple(radii), accuracy=accuracy,
+                   lower_bound=accuracy_lower_bound(accuracy, len(rows), alpha, rho),
+                   acr=average_certified_radius(rows), abstention=abstention_rate(rows), examples=len(rows))
+
+
+def _columns(radii: Sequence[float]) -> list[str]:
+    return [f"{r:g}" for r in radii] + ["ACR", "abstain"]
+
+
+def _values(summary: Summary) -> list[float]:
+    return [*summary.accuracy, summary.acr, summary.abstention]
+
+
+def markdown_table(summaries: Sequence[Summary], digits: int = 3) -> str:
+    """Rows: results; columns: certified accuracy at each radius, ACR and abstention rate."""
+    header = ["radius", *_columns(summaries[0].radii)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for summary in summaries:
+        lines.append("| " + " | ".join([summary.name, *(f"{v:.{digits}f}" for v in _values(summary))]) + " |")
     return "\n".join(lines)
+
+
+def latex_table(summaries: Sequence[Summary], digits: int = 2) -> str:
+    """A tabular like the paper's Table 1: the best value of each column in bold (the lowest
+    abstention rate, the highest of everything else)."""
+    columns = _columns(summaries[0].radii)
+    values = np.array([_values(s) for s in summaries])
+    rounded = np.round(values, digits)
+    best = np.where(np.arange(values.shape[1]) == values.shape[1] - 1, rounded.min(axis=0), rounded.max(axis=0))
+    lines = [r"\begin{tabular}{l" + "r" * len(columns) + "}", r"\hline",
+             r"$\ell_2$ radius & " + " & ".join(columns) + r" \\", r"\hline"]
+    for summary, row in zip(summaries, rounded):
+        cells = [rf"\textbf{{{v:.{digits}f}}}" if v == b else f"{v:.{digits}f}" for v, b in zip(row, best)]
+        lines.append(_latex_escape(summary.name) + " & " + " & ".join(cells) + r" \\")
+    lines += [r"\hline", r"\end{tabular}"]
+    return "\n".join(lines)
+
+
+def _latex_escape(text: str) -> str:
+    return text.replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("%", r"\%").replace("&", r"\&").replace("#", r"\#")
+
+
+def csv_table(summaries: Sequence[Summary]) -> str:
+    """One row per results file: name, examples, accuracy at each radius, the lower bound at each
+    radius, ACR, abstention rate (full precision)."""
+    radii = summaries[0].radii
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["name", "examples", *(f"acc@{r:g}" for r in radii), *(f"lower@{r:g}" for r in radii), "acr", "abstain"])
+    for s in summaries:
+        writer.writerow([s.name, s.examples, *(f"{v:.6g}" for v in s.accuracy), *(f"{v:.6g}" for v in s.lower_bound), f"{s.acr:.6g}", f"{s.abstention:.6g}"])
+    return buffer.getvalue()
+
+
+def plot_curves(curves: Sequence[tuple[str, np.ndarray, np.ndarray]], path_stem: str | Path, paired: bool = False,
+                title: str | None = None, spread: Sequence[np.ndarray | None] | None = None) -> list[Path]:
+    """Certified accuracy against radius, one line per ``(name, radii, accuracy)``; with
+    ``paired``, consecutive curves share a color, the first solid and the second dashed (as in
+    the paper's Figures 1-2). ``spread`` (a standard deviation per curve) is drawn as a band.
+    Writes ``<stem>.png`` and ``<stem>.pdf``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 4))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (name, radii, accuracy) in enumerate(curves):
+        color = colors[(i // 2 if paired else i) % len(colors)]
+        style = "--" if paired and i % 2 else "-"
+        axes.plot(radii, accuracy, style, color=color, label=name)
+        if spread is not None and spread[i] is not None:
+            axes.fill_between(radii, accuracy - spread[i], accuracy + spread[i], color=color, alpha=0.15, linewidth=0)
+    axes.set_xlabel(r"$\ell_2$ radius")
+    axes.set_ylabel("certified accuracy")
+    axes.set_ylim(0, 1)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7)
+    if title:
+        axes.set_title(title)
+    figure.tight_layout()
+    stem = Path(path_stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for suffix in (".png", ".pdf"):
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format=suffix[1:], dpi=150)
+        written.append(write_bytes_atomic(stem.with_suffix(suffix), buffer.getvalue()))
+    plt.close(figure)
+    return written
+
+
+def analyze_files(paths: Sequence[str | Path], labels: Sequence[str] | None = None, out_dir: str | Path | None = None,
+                  radii: Sequence[float] = TABLE_RADII, alpha: float = 0.001, rho: float = 0.001, paired: bool = False,
+                  name: str = "analysis") -> tuple[list[Summary], list[Path]]:
+    """Summaries of certification TSVs and, with ``out_dir``, ``<name>.md``, ``.tex``, ``.csv``,
+    ``.png`` and ``.pdf`` there."""
+    if labels is not None and len(labels) != len(paths):
+        raise ValueError(f"got {len(labels)} labels for {len(paths)} files; give one label per file")
+    names = list(labels) if labels is not None else [Path(p).stem for p in paths]
+    results = [read_results(p) for p in paths]
+    summaries = [summarize(rows, n, radii, alpha, rho) for rows, n in zip(results, names)]
+    written: list[Path] = []
+    if out_dir is not None:
+        out = Path(out_dir)
+        written.append(write_text_atomic(out / f"{name}.md", markdown_table(summaries) + "\n"))
+        written.append(write_text_atomic(out / f"{name}.tex", latex_table(summaries) + "\n"))
+        written.append(write_text_atomic(out / f"{name}.csv", csv_table(summaries)))
+        fine = np.arange(0.0, max(radii) + PLOT_STEP / 2, PLOT_STEP)
+        written += plot_curves([(n, fine, certified_accuracy(rows, fine)) for rows, n in zip(results, names)], out / name, paired=paired)
+    return summaries, written

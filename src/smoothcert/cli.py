@@ -79,6 +79,16 @@ def build_parser() -> argparse.ArgumentParser:
     certify.add_argument("--abstain", default="half", choices=["half", "runner_up"])
     certify.add_argument("--grid", type=float, nargs="+", default=list(PAPER_GRID), help="T-CERTIFY's alpha'/alpha grid")
 
+    analyze = commands.add_parser("analyze", help="certified accuracy tables and curves from certification TSVs")
+    analyze.add_argument("files", nargs="+", help="TSVs written by smoothcert certify or by Cohen et al.'s certify.py")
+    analyze.add_argument("--labels", nargs="+", help="one name per file (default: the file names)")
+    analyze.add_argument("--radii", type=float, nargs="+", help="default: 0, 0.25, ..., 3.0 as in the paper's Table 1")
+    analyze.add_argument("--out-dir", default="analysis", help="where NAME.md, .tex, .csv, .png and .pdf go")
+    analyze.add_argument("--name", default="analysis")
+    analyze.add_argument("--paired", action="store_true", help="plot consecutive files as solid/dashed pairs of one color")
+    analyze.add_argument("--alpha", type=float, default=0.001, help="the certification's alpha, for the accuracy lower bound")
+    analyze.add_argument("--rho", type=float, default=0.001, help="the lower bound holds with probability 1 - rho")
+
     predict = commands.add_parser("predict", help="Cohen et al.'s PREDICT over a dataset split")
     _add_selection(predict)
     predict.add_argument("--n", type=int, default=100_000)
@@ -140,6 +150,14 @@ def _run(args: argparse.Namespace) -> int:
                                    selection=args.selection, abstain=args.abstain, skip=args.skip, max_count=args.max_count, seed=args.seed)
         for path in certify_dataset(smoothed, dataset, args.outfile, settings, progress=not args.quiet).values():
             print(f"wrote {path}")
+        return 0
+    if args.command == "analyze":
+        from smoothcert.analyze import TABLE_RADII, analyze_files, markdown_table
+
+        summaries, written = analyze_files(args.files, args.labels, args.out_dir, tuple(args.radii or TABLE_RADII),
+                                           args.alpha, args.rho, args.paired, args.name)
+        print(markdown_table(summaries))
+        print("\nwrote " + ", ".join(str(p) for p in written))
         return 0
     if args.command == "predict":
         from smoothcert.evaluate import predict_dataset

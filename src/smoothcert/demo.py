@@ -8,9 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from smoothcert.analyze import certified_accuracy, markdown_table
+from smoothcert.analyze import Summary, markdown_table, summarize
 from smoothcert.checkpoint import load_classifier
 from smoothcert.data import load_dataset
 from smoothcert.evaluate import CertifySettings, certify_dataset
@@ -42,8 +40,8 @@ class DemoSettings:
     out_dir: str = "runs/demo"
 
 
-def run_demo(settings: DemoSettings, progress: bool = True) -> tuple[str, dict[str, np.ndarray]]:
-    """Returns the Markdown table and the accuracy curves, keyed by row name."""
+def run_demo(settings: DemoSettings, progress: bool = True) -> tuple[str, list[Summary]]:
+    """Returns the Markdown table and the summaries behind it."""
     out = Path(settings.out_dir)
     cap = f", cap {settings.adre_cap:g}" if settings.adre_cap is not None else ""
     models = {
@@ -57,7 +55,7 @@ def run_demo(settings: DemoSettings, progress: bool = True) -> tuple[str, dict[s
     certify = CertifySettings(n0=settings.n0, n=settings.n, alpha=settings.alpha, batch_size=settings.n, method="both",
                               max_count=settings.max_count, seed=settings.seed)
     radii = radii_up_to(settings.sigma, settings.n, settings.alpha)
-    curves = {}
+    summaries = []
     for name, config in models.items():
         started = time.perf_counter()
         checkpoint = train(config, resume=(Path(config.out_dir) / "checkpoint.pt").is_file(), progress=progress)
@@ -65,7 +63,7 @@ def run_demo(settings: DemoSettings, progress: bool = True) -> tuple[str, dict[s
         smoothed = SmoothedClassifier(model, num_classes=10, sigma=settings.sigma)
         paths = certify_dataset(smoothed, test_set, Path(config.out_dir) / "certify.tsv", certify, progress=progress)
         for algorithm, label in (("certify", "CERTIFY"), ("tcertify", "T-CERTIFY")):
-            curves[f"{name}, {label}"] = certified_accuracy(read_results(paths[algorithm]), radii)
+            summaries.append(summarize(read_results(paths[algorithm]), f"{name}, {label}", radii, alpha=settings.alpha))
         if progress:
             print(f"{name}: trained and certified in {time.perf_counter() - started:.0f} s")
-    return markdown_table(curves, radii), curves
+    return markdown_table(summaries), summaries

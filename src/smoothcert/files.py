@@ -31,5 +31,9 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     return _atomic(path, "w", lambda stream: stream.write(text))
 
 
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    return _atomic(path, "wb", lambda stream: stream.write(data))
+
+
 def torch_save_atomic(obj: Any, path: str | Path) -> Path:
     return _atomic(path, "wb", lambda stream: torch.save(obj, stream))

@@ -1,0 +1,90 @@
+import csv
+import math
+import re
+
+import numpy as np
+import pytest
+
+from smoothcert.analyze import accuracy_lower_bound, analyze_files, latex_table, markdown_table, summarize
+from smoothcert.cli import main
+from smoothcert.tsv import read_results
+
+OURS = """idx\tlabel\tpredict\tradius\tcorrect\ttime\tpa_lower\tpb_upper\talpha_prime\tlevel
+0\t1\t1\t0.6\t1\t1.0\t0.9\t0.1\t0.001\t0.001
+1\t2\t2\t0.3\t1\t1.0\t0.8\t0.2\t0.001\t0.001
+2\t3\t5\t0.9\t0\t1.0\t0.95\t0.05\t0.001\t0.001
+3\t4\t-1\t0.0\t0\t1.0\t0.4\t0.6\t0.001\t0.001
+"""
+COHEN = """idx\tlabel\tpredict\tradius\tcorrect\ttime
+0\t1\t1\t1.2\t1\t0:00:15.412345
+20\t2\t2\t0.2\t1\t15.4
+40\t3\t-1\t0.0\t0\t0:00:14.100000
+"""
+
+
+@pytest.fixture
+def files(tmp_path):
+    ours, cohen = tmp_path / "ours.tsv", tmp_path / "cohen.tsv"
+    ours.write_text(OURS)
+    cohen.write_text(COHEN)
+    return ours, cohen
+
+
+def test_known_answers(files):
+    ours, cohen = files
+    s = summarize(read_results(ours), "ours", radii=[0, 0.25, 0.5, 0.75])
+    np.testing.assert_allclose(s.accuracy, [0.5, 0.5, 0.25, 0.0])
+    assert s.acr == pytest.approx((0.6 + 0.3) / 4)
+    assert s.abstention == 0.25
+    c = summarize(read_results(cohen), "cohen", radii=[0, 0.5, 1.0, 1.5])
+    np.testing.assert_allclose(c.accuracy, [2 / 3, 1 / 3, 1 / 3, 0])
+    assert c.acr == pytest.approx(1.4 / 3)
+    assert c.abstention == pytest.approx(1 / 3)
+
+
+def test_lower_bound_formula():
+    acc = np.array([0.8])
+    m, alpha, rho = 500, 0.001, 0.001
+    want = 0.8 - alpha - math.sqrt(alpha * (1 - alpha) * math.log(1 / rho) / m) - math.log(1 / rho) / (3 * m)
+    assert accuracy_lower_bound(acc, m, alpha, rho)[0] == pytest.approx(want)
+    with pytest.raises(ValueError, match="rho"):
+        accuracy_lower_bound(acc, m, alpha, 1.0)
+
+
+def _numbers(text):
+    return [float(v) for v in re.findall(r"-?\d+\.\d+", text)]
+
+
+def test_tables_parse_back_to_the_same_numbers(files, tmp_path):
+    ours, cohen = files
+    radii = [0, 0.25, 0.5]
+    summaries, written = analyze_files([ours, cohen], ["ours_1", "Cohen"], tmp_path / "out", radii=radii)
+    assert sorted(p.suffix for p in written) == [".csv", ".md", ".pdf", ".png", ".tex"]
+    for summary in summaries:
+        values = [*summary.accuracy, summary.acr, summary.abstention]
+        md_row = next(l for l in markdown_table(summaries).splitlines() if l.startswith(f"| {summary.name} "))
+        assert _numbers(md_row) == pytest.approx(values, abs=5e-4)
+        tex_row = next(l for l in latex_table(summaries).splitlines() if l.startswith(summary.name.replace("_", r"\_")))
+        assert _numbers(re.sub(r"\\textbf\{([^}]*)\}", r"\1", tex_row)) == pytest.approx(values, abs=5e-3)
+    with (tmp_path / "out" / "analysis.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert float(rows[1]["acc@0.25"]) == pytest.approx(1 / 3, rel=1e-5) and rows[0]["examples"] == "4"
+    assert (tmp_path / "out" / "analysis.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_latex_marks_the_best_of_each_column(files):
+    ours, cohen = files
+    summaries, _ = analyze_files([ours, cohen], ["a", "b"], radii=[0, 1.0])
+    lines = latex_table(summaries).splitlines()
+    a, b = next(l for l in lines if l.startswith("a &")), next(l for l in lines if l.startswith("b &"))
+    assert r"\textbf{0.67}" in b and r"\textbf{0.50}" not in a  # accuracy at 0: b is better
+    assert r"\textbf{0.25}" in a  # lowest abstention rate
+
+
+def test_cli(files, tmp_path, capsys):
+    ours, cohen = files
+    assert main(["analyze", str(ours), str(cohen), "--out-dir", str(tmp_path / "cli"), "--paired", "--radii", "0", "0.5"]) == 0
+    printed = capsys.readouterr().out
+    assert "| ours |" in printed and "| cohen |" in printed
+    assert main(["analyze", str(ours), "--labels", "x", "y"]) == 2
+    assert "one label per file" in capsys.readouterr().err
