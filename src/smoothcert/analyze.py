@@ -79,37 +79,75 @@ def summarize(rows: Sequence[dict[str, Any]], name: str, radii: Sequence[float] 
                    acr=average_certified_radius(rows), abstention=abstention_rate(rows), examples=len(rows))
 
 
-def _columns(radii: Sequence[float]) -> list[str]:
+def table_columns(radii: Sequence[float]) -> list[str]:
     return [f"{r:g}" for r in radii] + ["ACR", "abstain"]
 
 
-def _values(summary: Summary) -> list[float]:
-    return [*summary.accuracy, summary.acr, summary.abstention]
+def summary_values(summary: Summary) -> np.ndarray:
+    return np.array([*summary.accuracy, summary.acr, summary.abstention])
+
+
+@dataclass
+class Row:
+    """A table row: values per column and, when it aggregates several runs, their spread."""
+
+    name: str
+    values: np.ndarray
+    spread: np.ndarray | None = None
+
+
+def summary_rows(summaries: Sequence[Summary]) -> tuple[list[str], list[Row]]:
+    """Columns (the radii, ACR, abstention rate) and one row per summary."""
+    return table_columns(summaries[0].radii), [Row(s.name, summary_values(s)) for s in summaries]
+
+
+def mean_row(name: str, summaries: Sequence[Summary]) -> Row:
+    """The mean and standard deviation (ddof = 1) of several runs' summaries, e.g. seeds."""
+    values = np.array([summary_values(s) for s in summaries])
+    spread = values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros(values.shape[1])
+    return Row(name, values.mean(axis=0), spread)
+
+
+def _cell(value: float, spread: float | None, digits: int) -> str:
+    return f"{value:.{digits}f}" if spread is None else f"{value:.{digits}f} ± {spread:.{digits}f}"
+
+
+def render_markdown(columns: Sequence[str], rows: Sequence[Row], digits: int = 3) -> str:
+    header = ["radius", *columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for row in rows:
+        spreads = row.spread if row.spread is not None else [None] * len(row.values)
+        lines.append("| " + " | ".join([row.name, *(_cell(v, e, digits) for v, e in zip(row.values, spreads))]) + " |")
+    return "\n".join(lines)
+
+
+def render_latex(columns: Sequence[str], rows: Sequence[Row], digits: int = 2, lower_is_better: Sequence[str] = ("abstain",)) -> str:
+    """A tabular like the paper's Table 1: the best value of each column in bold (the lowest for
+    ``lower_is_better`` columns, the highest otherwise); spreads follow as ``$\\pm$``."""
+    rounded = np.round(np.array([row.values for row in rows]), digits)
+    lower = np.array([c in lower_is_better for c in columns])
+    best = np.where(lower, rounded.min(axis=0), rounded.max(axis=0))
+    lines = [r"\begin{tabular}{l" + "r" * len(columns) + "}", r"\hline",
+             r"$\ell_2$ radius & " + " & ".join(columns) + r" \\", r"\hline"]
+    for row, values in zip(rows, rounded):
+        cells = []
+        for i, value in enumerate(values):
+            text = rf"\textbf{{{value:.{digits}f}}}" if value == best[i] else f"{value:.{digits}f}"
+            if row.spread is not None:
+                text += rf" $\pm$ {row.spread[i]:.{digits}f}"
+            cells.append(text)
+        lines.append(_latex_escape(row.name) + " & " + " & ".join(cells) + r" \\")
+    lines += [r"\hline", r"\end{tabular}"]
+    return "\n".join(lines)
 
 
 def markdown_table(summaries: Sequence[Summary], digits: int = 3) -> str:
     """Rows: results; columns: certified accuracy at each radius, ACR and abstention rate."""
-    header = ["radius", *_columns(summaries[0].radii)]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    for summary in summaries:
-        lines.append("| " + " | ".join([summary.name, *(f"{v:.{digits}f}" for v in _values(summary))]) + " |")
-    return "\n".join(lines)
+    return render_markdown(*summary_rows(summaries), digits=digits)
 
 
 def latex_table(summaries: Sequence[Summary], digits: int = 2) -> str:
-    """A tabular like the paper's Table 1: the best value of each column in bold (the lowest
-    abstention rate, the highest of everything else)."""
-    columns = _columns(summaries[0].radii)
-    values = np.array([_values(s) for s in summaries])
-    rounded = np.round(values, digits)
-    best = np.where(np.arange(values.shape[1]) == values.shape[1] - 1, rounded.min(axis=0), rounded.max(axis=0))
-    lines = [r"\begin{tabular}{l" + "r" * len(columns) + "}", r"\hline",
-             r"$\ell_2$ radius & " + " & ".join(columns) + r" \\", r"\hline"]
-    for summary, row in zip(summaries, rounded):
-        cells = [rf"\textbf{{{v:.{digits}f}}}" if v == b else f"{v:.{digits}f}" for v, b in zip(row, best)]
-        lines.append(_latex_escape(summary.name) + " & " + " & ".join(cells) + r" \\")
-    lines += [r"\hline", r"\end{tabular}"]
-    return "\n".join(lines)
+    return render_latex(*summary_rows(summaries), digits=digits)
 
 
 def _latex_escape(text: str) -> str:

@@ -89,6 +89,21 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--alpha", type=float, default=0.001, help="the certification's alpha, for the accuracy lower bound")
     analyze.add_argument("--rho", type=float, default=0.001, help="the lower bound holds with probability 1 - rho")
 
+    reproduce = commands.add_parser("reproduce", help="the study on the embedded MNIST digits: Table 1 and Figures 1-2 analogs")
+    reproduce.add_argument("--quick", action="store_true", help="a few minutes' version of the study (fewer cells, seeds, samples)")
+    reproduce.add_argument("--out-dir", help="default: runs/reproduce (runs/reproduce-quick with --quick)")
+    reproduce.add_argument("--quiet", action="store_true")
+
+    paper = commands.add_parser("paper", help="train and certify one cell of the paper's Table 1 at full scale (GPU)")
+    paper.add_argument("dataset", choices=["cifar10", "imagenet"])
+    paper.add_argument("--sigma", type=float, required=True)
+    paper.add_argument("--lam", type=float, help="ADRE_REG's lambda; leave out for the Basic row")
+    paper.add_argument("--data-dir", required=True)
+    paper.add_argument("--out-dir", help="default: runs/paper/DATASET-sSIGMA-(basic|lLAM)")
+    paper.add_argument("--device")
+    paper.add_argument("--workers", type=int)
+    paper.add_argument("--quiet", action="store_true")
+
     predict = commands.add_parser("predict", help="Cohen et al.'s PREDICT over a dataset split")
     _add_selection(predict)
     predict.add_argument("--n", type=int, default=100_000)
@@ -158,6 +173,25 @@ def _run(args: argparse.Namespace) -> int:
                                            args.alpha, args.rho, args.paired, args.name)
         print(markdown_table(summaries))
         print("\nwrote " + ", ".join(str(p) for p in written))
+        return 0
+    if args.command == "reproduce":
+        from smoothcert.reproduce import FULL, QUICK, run_study
+
+        out_dir = args.out_dir or ("runs/reproduce-quick" if args.quick else "runs/reproduce")
+        written = run_study(QUICK if args.quick else FULL, out_dir, progress=not args.quiet)
+        print("wrote " + ", ".join(str(p) for p in written.values()))
+        return 0
+    if args.command == "paper":
+        from smoothcert.analyze import analyze_files, markdown_table
+        from smoothcert.paper import cell_config, run_cell
+
+        tag = "basic" if args.lam is None else f"l{args.lam:g}"
+        extra = {key: value for key, value in (("device", args.device), ("workers", args.workers)) if value is not None}
+        config = cell_config(args.dataset, args.sigma, args.lam, args.data_dir,
+                             args.out_dir or f"runs/paper/{args.dataset}-s{args.sigma:g}-{tag}", **extra)
+        paths = run_cell(config, progress=not args.quiet)
+        summaries, _ = analyze_files(list(paths.values()), ["CERTIFY", "T-CERTIFY"])
+        print(markdown_table(summaries))
         return 0
     if args.command == "predict":
         from smoothcert.evaluate import predict_dataset

@@ -112,7 +112,7 @@ def certify_dataset(
                 results.append(row)
                 if name == shown:
                     correct += row["correct"]
-            bar.set_postfix(correct=f"{correct / count:.3f}")
+            bar.set_postfix(correct=f"{correct / count:.3f}", refresh=False)
     return paths
 
 
