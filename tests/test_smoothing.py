@@ -3,7 +3,7 @@ import pytest
 import torch
 from scipy import stats as sps
 
-from smoothcert import ABSTAIN, SmoothedClassifier
+from smoothcert import ABSTAIN, SmoothedClassifier, certify_from_counts
 
 
 class Halfspace(torch.nn.Module):
@@ -119,3 +119,18 @@ def test_bad_input_is_refused_with_a_clear_message(halfspace, call, error, messa
     model, x, _ = halfspace
     with pytest.raises(error, match=message):
         call(model, x)
+
+
+def test_counts_do_not_depend_on_batch_size_or_packing(halfspace):
+    model, x, _ = halfspace
+    smoothed = SmoothedClassifier(model, num_classes=2, sigma=1.0)
+    inputs = torch.stack([x, 0.5 * x, -x])
+    gens = lambda: [torch.Generator().manual_seed(s) for s in (1, 2, 3)]
+    packed = smoothed.count_phases(inputs, (100, 250), batch_size=450, generators=gens())
+    for batch_size in (30, 100, 1000):
+        alone = np.stack([smoothed.count_phases(inputs[i:i + 1], (100, 250), batch_size, [g])[0] for i, g in enumerate(gens())])
+        np.testing.assert_array_equal(packed, alone)
+    assert packed.sum(axis=2).tolist() == [[100, 250]] * 3
+    # and certify is the same computation on one input
+    cert = smoothed.certify(x, 100, 250, 0.01, batch_size=70, generator=torch.Generator().manual_seed(1))
+    assert cert == certify_from_counts(packed[0, 0], packed[0, 1], 0.01, 1.0)

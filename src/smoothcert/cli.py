@@ -39,7 +39,8 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alpha", type=float, default=0.001)
     parser.add_argument("--batch", type=int, default=1000, help="noisy copies per forward pass")
     parser.add_argument("--skip", type=int, default=1, help="certify every SKIP-th example (the reference code uses 20 on CIFAR-10, 100 on ImageNet)")
-    parser.add_argument("--max", type=int, dest="max_count", help="at most this many examples (a count, not an index)")
+    parser.add_argument("--max", "--max-count", type=int, dest="max_count",
+                        help="at most this many examples (a count, not an index; under torchrun write --max-count)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", help="default: cuda if available")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -70,8 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     certify = commands.add_parser("certify", help="certify a dataset split with CERTIFY and/or T-CERTIFY")
     _add_selection(certify)
-    certify.add_argument("--n0", type=int, default=100)
-    certify.add_argument("--n", type=int, default=100_000)
+    certify.add_argument("--n0", "--N0", type=int, default=100, help="selection samples (Cohen et al.'s N0)")
+    certify.add_argument("--n", "--N", type=int, default=100_000, dest="n",
+                         help="estimation samples (Cohen et al.'s N; under torchrun write --N, since torchrun takes --n for its own)")
     certify.add_argument("--method", default="certify", choices=["certify", "tcertify", "both"],
                          help="both: the two algorithms on the same noise, written to OUTFILE's .certify.tsv and .tcertify.tsv")
     certify.add_argument("--selection", default="corrected", choices=["corrected", "paper", "first_stage"],
@@ -106,18 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser("predict", help="Cohen et al.'s PREDICT over a dataset split")
     _add_selection(predict)
-    predict.add_argument("--n", type=int, default=100_000)
+    predict.add_argument("--n", "--N", type=int, default=100_000, dest="n", help="samples (under torchrun write --N)")
     return parser
 
 
-def _smoothed(args: argparse.Namespace):
-    import torch
-
+def _smoothed(args: argparse.Namespace, device):
     from smoothcert.checkpoint import load_classifier
     from smoothcert.data import load_dataset
     from smoothcert.smoothing import SmoothedClassifier
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model, entries = load_classifier(args.checkpoint, device)
     dataset = load_dataset(entries["dataset"], args.split, args.data_dir)
     return SmoothedClassifier(model, entries["num_classes"], entries["sigma"]), dataset
@@ -158,13 +157,18 @@ def _run(args: argparse.Namespace) -> int:
         print(f"checkpoint: {path}")
         return 0
     if args.command == "certify":
+        from smoothcert.distributed import setup_distributed, teardown
         from smoothcert.evaluate import CertifySettings, certify_dataset
 
-        smoothed, dataset = _smoothed(args)
+        env = setup_distributed(args.device)
+        smoothed, dataset = _smoothed(args, env.device)
         settings = CertifySettings(n0=args.n0, n=args.n, alpha=args.alpha, batch_size=args.batch, method=args.method, grid=args.grid,
                                    selection=args.selection, abstain=args.abstain, skip=args.skip, max_count=args.max_count, seed=args.seed)
-        for path in certify_dataset(smoothed, dataset, args.outfile, settings, progress=not args.quiet).values():
-            print(f"wrote {path}")
+        paths = certify_dataset(smoothed, dataset, args.outfile, settings, progress=not args.quiet and env.main, rank=env.rank, world=env.world)
+        teardown(env)
+        if env.main:
+            for path in paths.values():
+                print(f"wrote {path}")
         return 0
     if args.command == "analyze":
         from smoothcert.analyze import TABLE_RADII, analyze_files, markdown_table
@@ -194,9 +198,11 @@ def _run(args: argparse.Namespace) -> int:
         print(markdown_table(summaries))
         return 0
     if args.command == "predict":
+        import torch
+
         from smoothcert.evaluate import predict_dataset
 
-        smoothed, dataset = _smoothed(args)
+        smoothed, dataset = _smoothed(args, args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         path = predict_dataset(smoothed, dataset, args.outfile, args.n, args.alpha, args.batch, args.skip, args.max_count, args.seed,
                                progress=not args.quiet)
         print(f"wrote {path}")

@@ -35,6 +35,7 @@ class DemoSettings:
     n0: int = 100
     n: int = 2000
     alpha: float = 0.001
+    batch_size: int = 250
     max_count: int | None = None
     seed: int = 0
     out_dir: str = "runs/demo"
@@ -52,7 +53,7 @@ def run_demo(settings: DemoSettings, progress: bool = True) -> tuple[str, list[S
             adre_cap=settings.adre_cap, epochs=settings.epochs, seed=settings.seed, out_dir=str(out / "adre")),
     }
     test_set = load_dataset("mnist", "test")
-    certify = CertifySettings(n0=settings.n0, n=settings.n, alpha=settings.alpha, batch_size=settings.n, method="both",
+    certify = CertifySettings(n0=settings.n0, n=settings.n, alpha=settings.alpha, batch_size=settings.batch_size, method="both",
                               max_count=settings.max_count, seed=settings.seed)
     radii = radii_up_to(settings.sigma, settings.n, settings.alpha)
     summaries = []

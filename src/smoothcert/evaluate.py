@@ -14,13 +14,15 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+import torch.distributed as dist
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from smoothcert.certify import ABSTAIN, PAPER_GRID, Certificate, certify_from_counts, predict_from_counts, t_certify_from_counts
 from smoothcert.seeding import CERTIFY_NOISE, generator_for
 from smoothcert.smoothing import SmoothedClassifier
-from smoothcert.tsv import CERTIFY_COLUMNS, PREDICT_COLUMNS, ResultsFile
+from smoothcert.files import write_text_atomic
+from smoothcert.tsv import CERTIFY_COLUMNS, PREDICT_COLUMNS, ResultsFile, completed_indices
 
 METHODS = ("certify", "tcertify", "both")
 
@@ -77,43 +79,92 @@ def _row(idx: int, label: int, cert: Certificate, seconds: float) -> dict:
                 time=seconds, pa_lower=cert.pa_lower, pb_upper=cert.pb_upper, alpha_prime=cert.alpha_prime, level=cert.level)
 
 
+def _shard_path(path: Path, rank: int, world: int) -> Path:
+    return path.with_name(f"{path.name}.rank{rank}of{world}")
+
+
+def _merge_shards(path: Path, world: int, columns: Sequence[str]) -> None:
+    """Rows of ``path`` and of its ``world`` shards, sorted by ``idx``, written atomically to
+    ``path``; the shards are then removed."""
+    rows: dict[int, str] = {}
+    for source in [path, *(_shard_path(path, r, world) for r in range(world))]:
+        if source.is_file():
+            for line in source.read_text().splitlines()[1:]:
+                if line:
+                    rows[int(line.split("\t", 1)[0])] = line
+    write_text_atomic(path, "\t".join(columns) + "\n" + "".join(rows[i] + "\n" for i in sorted(rows)))
+    for r in range(world):
+        _shard_path(path, r, world).unlink(missing_ok=True)
+
+
 def certify_dataset(
     smoothed: SmoothedClassifier, dataset: Dataset, outfile: str | Path, settings: CertifySettings, progress: bool = True,
+    rank: int = 0, world: int = 1,
 ) -> dict[str, Path]:
     """Certify the selected examples of ``dataset`` and append a row per example to the TSV(s)
-    of :func:`output_paths`; examples already in every file are skipped (resume). Returns the
-    paths written."""
+    of :func:`output_paths`; examples already there are skipped (resume). Returns the paths.
+
+    Inputs whose ``n0 + n`` samples are fewer than ``batch_size`` are certified several at a time,
+    their noise packed into shared forward passes (:meth:`SmoothedClassifier.count_phases`; the
+    counts are the same as one at a time, and each row's ``time`` is its group's time divided
+    by the group's size). With ``world > 1`` (under ``torchrun``), process ``rank`` certifies
+    the selected examples ``rank, rank + world, ...`` into a shard file beside each output, and
+    process 0 merges the shards, sorted by ``idx``, once every process is done.
+    """
     settings.validate()
     paths = output_paths(outfile, settings.method)
     device = smoothed.device or torch.device("cpu")
-    indices = selected_indices(len(dataset), settings.skip, settings.max_count)
+    done = set.intersection(*(completed_indices(path, CERTIFY_COLUMNS) for path in paths.values())) if rank == 0 else None
+    if world > 1:
+        done = _broadcast(done)
+    indices = [i for i in selected_indices(len(dataset), settings.skip, settings.max_count) if i not in done][rank::world]
+    targets = {name: (_shard_path(path, rank, world) if world > 1 else path) for name, path in paths.items()}
+    group = max(1, settings.batch_size // (settings.n0 + settings.n))
     with ExitStack() as stack:
-        files = {name: stack.enter_context(ResultsFile(path, CERTIFY_COLUMNS)) for name, path in paths.items()}
+        files = {name: stack.enter_context(ResultsFile(path, CERTIFY_COLUMNS)) for name, path in targets.items()}
         todo = [i for i in indices if any(i not in f.done for f in files.values())]
-        shown, correct = next(iter(files)), 0
-        bar = tqdm(todo, desc="certify", disable=not progress, initial=len(indices) - len(todo), total=len(indices))
-        for count, idx in enumerate(bar, start=1):
-            x, label = dataset[idx]
+        shown, correct, finished = next(iter(files)), 0, 0
+        bar = tqdm(total=len(todo), desc="certify", disable=not progress)
+        for first in range(0, len(todo), group):
+            members = todo[first:first + group]
             started = time.perf_counter()
-            generator = generator_for(device, settings.seed, CERTIFY_NOISE, idx)
-            counts0 = smoothed.sample_counts(x, settings.n0, settings.batch_size, generator=generator)
-            counts = smoothed.sample_counts(x, settings.n, settings.batch_size, generator=generator)
-            sampled = time.perf_counter() - started
-            for name, results in files.items():
-                if idx in results.done:
-                    continue
-                begun = time.perf_counter()
-                if name == "certify":
-                    cert = certify_from_counts(counts0, counts, settings.alpha, smoothed.sigma)
-                else:
-                    cert = t_certify_from_counts(counts0, counts, settings.alpha, smoothed.sigma, grid=settings.grid,
-                                                 selection=settings.selection, abstain=settings.abstain)
-                row = _row(idx, int(label), cert, sampled + time.perf_counter() - begun)
-                results.append(row)
-                if name == shown:
-                    correct += row["correct"]
-            bar.set_postfix(correct=f"{correct / count:.3f}", refresh=False)
+            examples = [dataset[idx] for idx in members]
+            inputs = torch.stack([x for x, _ in examples]).to(device)
+            generators = [generator_for(device, settings.seed, CERTIFY_NOISE, idx) for idx in members]
+            counts = smoothed.count_phases(inputs, (settings.n0, settings.n), settings.batch_size, generators)
+            seconds = (time.perf_counter() - started) / len(members)
+            for (idx, (_, label)), (counts0, counts_n) in zip(zip(members, examples), counts):
+                for name, results in files.items():
+                    if idx in results.done:
+                        continue
+                    begun = time.perf_counter()
+                    if name == "certify":
+                        cert = certify_from_counts(counts0, counts_n, settings.alpha, smoothed.sigma)
+                    else:
+                        cert = t_certify_from_counts(counts0, counts_n, settings.alpha, smoothed.sigma, grid=settings.grid,
+                                                     selection=settings.selection, abstain=settings.abstain)
+                    row = _row(idx, int(label), cert, seconds + time.perf_counter() - begun)
+                    results.append(row)
+                    if name == shown:
+                        correct += row["correct"]
+                finished += 1
+            bar.update(len(members))
+            bar.set_postfix(correct=f"{correct / finished:.3f}", refresh=False)
+        bar.close()
+    if world > 1:
+        dist.barrier()
+        if rank == 0:
+            for path in paths.values():
+                _merge_shards(path, world, CERTIFY_COLUMNS)
+        dist.barrier()
     return paths
+
+
+def _broadcast(value: object) -> object:
+    """``value`` of process 0, on every process."""
+    holder = [value]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]
 
 
 def predict_dataset(

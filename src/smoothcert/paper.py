@@ -12,10 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from smoothcert.checkpoint import load_classifier
 from smoothcert.data import load_dataset
+from smoothcert.distributed import setup_distributed, teardown
 from smoothcert.evaluate import CertifySettings, certify_dataset
 from smoothcert.smoothing import SmoothedClassifier
 from smoothcert.train import TrainConfig, preset, train
@@ -38,12 +37,17 @@ def cell_config(dataset: str, sigma: float, lam: float | None, data_dir: str, ou
 
 
 def run_cell(config: TrainConfig, certify: CertifySettings | None = None, progress: bool = True) -> dict[str, Path]:
-    """Train (or resume) the cell and certify its test split; returns the TSVs by algorithm."""
+    """Train (or resume) the cell and certify its test split; returns the TSVs by algorithm.
+    Under ``torchrun`` both steps are shared between the processes."""
+    env = setup_distributed(config.device)
     checkpoint = train(config, resume=(Path(config.out_dir) / "checkpoint.pt").is_file(), progress=progress)
     if certify is None:
         cell = TABLE1[config.dataset]
         certify = CertifySettings(n0=100, n=100_000, alpha=0.001, batch_size=cell["batch"], method="both", skip=cell["skip"])
-    model, entries = load_classifier(checkpoint, config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model, entries = load_classifier(checkpoint, env.device)
     smoothed = SmoothedClassifier(model, entries["num_classes"], entries["sigma"])
     dataset = load_dataset(config.dataset, "test", config.data_dir)
-    return certify_dataset(smoothed, dataset, Path(config.out_dir) / "certify.tsv", certify, progress=progress)
+    paths = certify_dataset(smoothed, dataset, Path(config.out_dir) / "certify.tsv", certify, progress=progress and env.main,
+                            rank=env.rank, world=env.world)
+    teardown(env)
+    return paths

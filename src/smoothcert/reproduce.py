@@ -55,6 +55,7 @@ class StudyPlan:
     n0: int = 100
     n: int = 1000
     alpha: float = 0.001
+    batch_size: int = 250
     test_skip: int = 5
     test_max: int | None = None
     radii: tuple[float, ...] = field(default_factory=lambda: TABLE_RADII)
@@ -126,7 +127,7 @@ def _run(cell: Cell, seed: int, plan: StudyPlan, root: Path, progress: bool) -> 
         return RunResult(None, str(error), time.perf_counter() - started)
     model, _ = load_classifier(checkpoint)
     smoothed = SmoothedClassifier(model, num_classes=10, sigma=config.sigma)
-    settings = CertifySettings(n0=plan.n0, n=plan.n, alpha=plan.alpha, batch_size=plan.n, method="both",
+    settings = CertifySettings(n0=plan.n0, n=plan.n, alpha=plan.alpha, batch_size=plan.batch_size, method="both",
                                skip=plan.test_skip, max_count=plan.test_max, seed=seed)
     paths = certify_dataset(smoothed, load_dataset("mnist", "test"), out / "certify.tsv", settings, progress=progress)
     return RunResult({name: read_results(path) for name, path in paths.items()}, None, time.perf_counter() - started)

@@ -25,6 +25,11 @@ from smoothcert.certify import (
 )
 
 
+NOISE_BLOCK = 100
+"""Noise is drawn in blocks of this many samples, so that certificates do not depend on the
+batch size or on how inputs are packed into batches."""
+
+
 def _check_positive_int(value: int, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -36,8 +41,10 @@ class SmoothedClassifier:
     over ``num_classes`` classes, at noise level ``sigma`` (in the input's units).
 
     Every method takes one input ``x`` without a batch dimension. Noise is drawn on the model's
-    device, ``batch_size`` copies at a time, so memory is set by ``batch_size`` and never by the
-    number of samples; predictions are counted on the device and copied to the host once per call.
+    device into a buffer of at most ``batch_size`` copies (memory is set by ``batch_size``, never
+    by the number of samples); predictions are counted on the device and copied to the host once
+    per call. On a CPU, batches of a few hundred copies run fastest (larger ones spend their time
+    in page faults); on a GPU, as large as memory allows.
     Pass ``seed`` (or a ``torch.Generator`` on the model's device) for reproducible certificates.
     The model is put in eval mode for the call and its mode restored afterwards.
     """
@@ -82,35 +89,66 @@ class SmoothedClassifier:
         """Counts of ``f(x + delta_i)`` over ``num`` draws ``delta_i ~ N(0, sigma^2 I)``: an array
         of length ``num_classes``."""
         x, generator = self._prepare(x, seed, generator)
-        return self._count(x, num, batch_size, generator)
+        return self.count_phases(x.unsqueeze(0), (num,), batch_size, [generator])[0, 0]
 
-    def _count(self, x: torch.Tensor, num: int, batch_size: int, generator: torch.Generator | None) -> NDArray[np.int64]:
-        """:meth:`sample_counts` for an ``x`` already on the model's device."""
-        num = _check_positive_int(num, "number of samples")
+    def count_phases(
+        self, inputs: torch.Tensor, phases: Sequence[int], batch_size: int, generators: Sequence[torch.Generator | None],
+    ) -> NDArray[np.int64]:
+        """Counts for several inputs at once: ``counts[i, p, c]`` is how often ``f`` says ``c`` on
+        the ``phases[p]`` noisy copies of ``inputs[i]`` of phase ``p`` (e.g. ``(n0, n)``).
+
+        The noise of input ``i`` is drawn from ``generators[i]`` in blocks of
+        :data:`NOISE_BLOCK` samples (the last block of a phase may be shorter), phase after
+        phase. Blocks of several inputs are packed into forward passes of up to ``batch_size``
+        copies, so small phases (``n0 = 100``) still fill the device; the counts of an input do not
+        depend on ``batch_size`` nor on which inputs share its batches. ``inputs`` must be on the
+        model's device. Predictions are counted on the device; the counts are copied to the host
+        once, at the end.
+        """
         batch_size = _check_positive_int(batch_size, "batch_size")
+        for num in phases:
+            _check_positive_int(num, "number of samples")
+        if len(generators) != len(inputs):
+            raise ValueError(f"need one generator per input, got {len(generators)} for {len(inputs)} inputs")
+        device, shape = inputs.device, inputs.shape[1:]
+        blocks = [(i, p, min(NOISE_BLOCK, num - start))
+                  for i in range(len(inputs)) for p, num in enumerate(phases) for start in range(0, num, NOISE_BLOCK)]
+        capacity = max(NOISE_BLOCK, batch_size - batch_size % NOISE_BLOCK)
         model = self.base_classifier
         was_training = model.training
         model.eval()
         try:
             with torch.inference_mode():
-                counts = torch.zeros(self.num_classes, dtype=torch.long, device=x.device)
-                ones = torch.ones(min(batch_size, num), dtype=torch.long, device=x.device)
-                remaining = num
-                while remaining > 0:
-                    size = min(batch_size, remaining)
-                    batch = torch.randn((size, *x.shape), generator=generator, device=x.device, dtype=x.dtype)
-                    batch.mul_(self.sigma).add_(x)
-                    logits = model(batch)
-                    if logits.ndim != 2 or logits.shape[1] != self.num_classes:
-                        raise ValueError(
-                            f"the base classifier returned logits of shape {tuple(logits.shape)} for a batch of {size}; "
-                            f"expected ({size}, {self.num_classes}) since num_classes = {self.num_classes}"
-                        )
-                    counts.index_add_(0, logits.argmax(dim=1), ones[:size])
-                    remaining -= size
+                counts = torch.zeros((len(inputs), len(phases), self.num_classes), dtype=torch.long, device=device)
+                buffer = torch.empty((min(capacity, sum(b[2] for b in blocks)), *shape), dtype=inputs.dtype, device=device)
+                ones = torch.ones(NOISE_BLOCK, dtype=torch.long, device=device)
+                start = 0
+                while start < len(blocks):
+                    filled, stop = 0, start
+                    while stop < len(blocks) and filled + blocks[stop][2] <= capacity:
+                        i, _, size = blocks[stop]
+                        block = buffer[filled:filled + size]
+                        torch.randn(block.shape, generator=generators[i], out=block)
+                        block.mul_(self.sigma).add_(inputs[i])
+                        filled, stop = filled + size, stop + 1
+                    predictions = torch.cat([self._predict(buffer[a:a + batch_size]) for a in range(0, filled, batch_size)])
+                    offset = 0
+                    for i, p, size in blocks[start:stop]:
+                        counts[i, p].index_add_(0, predictions[offset:offset + size], ones[:size])
+                        offset += size
+                    start = stop
                 return counts.cpu().numpy()
         finally:
             model.train(was_training)
+
+    def _predict(self, batch: torch.Tensor) -> torch.Tensor:
+        logits = self.base_classifier(batch)
+        if logits.ndim != 2 or logits.shape[1] != self.num_classes:
+            raise ValueError(
+                f"the base classifier returned logits of shape {tuple(logits.shape)} for a batch of {len(batch)}; "
+                f"expected ({len(batch)}, {self.num_classes}) since num_classes = {self.num_classes}"
+            )
+        return logits.argmax(dim=1)
 
     def predict(
         self, x: torch.Tensor, n: int, alpha: float, batch_size: int = 1000, *,
@@ -118,7 +156,7 @@ class SmoothedClassifier:
     ) -> Prediction:
         """Cohen et al.'s PREDICT on ``n`` noisy samples (see :func:`predict_from_counts`)."""
         x, generator = self._prepare(x, seed, generator)
-        return predict_from_counts(self._count(x, n, batch_size, generator), alpha)
+        return predict_from_counts(self.count_phases(x.unsqueeze(0), (n,), batch_size, [generator])[0, 0], alpha)
 
     def certify(
         self, x: torch.Tensor, n0: int, n: int, alpha: float, batch_size: int = 1000, *,
@@ -127,8 +165,7 @@ class SmoothedClassifier:
         """Cohen et al.'s CERTIFY: select on ``n0`` samples, bound on ``n`` fresh ones (see
         :func:`certify_from_counts`)."""
         x, generator = self._prepare(x, seed, generator)
-        counts0 = self._count(x, n0, batch_size, generator)
-        counts = self._count(x, n, batch_size, generator)
+        counts0, counts = self.count_phases(x.unsqueeze(0), (n0, n), batch_size, [generator])[0]
         return certify_from_counts(counts0, counts, alpha, self.sigma)
 
     def t_certify(
@@ -139,6 +176,5 @@ class SmoothedClassifier:
         """T-CERTIFY, Algorithm 2 of the spec (see :func:`t_certify_from_counts` for ``grid``,
         ``selection`` and ``abstain``)."""
         x, generator = self._prepare(x, seed, generator)
-        counts0 = self._count(x, n0, batch_size, generator)
-        counts = self._count(x, n, batch_size, generator)
+        counts0, counts = self.count_phases(x.unsqueeze(0), (n0, n), batch_size, [generator])[0]
         return t_certify_from_counts(counts0, counts, alpha, self.sigma, grid=grid, selection=selection, abstain=abstain)

@@ -21,21 +21,20 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 import time
 import warnings
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Iterator
 
 import torch
-import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
 from smoothcert.attacks import smoothed_pgd
 from smoothcert.checkpoint import load_checkpoint, save_checkpoint
 from smoothcert.data import dataset_info, load_dataset
+from smoothcert.distributed import Distributed, setup_distributed, teardown
 from smoothcert.files import write_text_atomic
 from smoothcert.losses import regularized_risk
 from smoothcert.models import build_model
@@ -178,34 +177,6 @@ class GlobalBatchSampler(Sampler[list[int]]):
         for step in range(len(self)):
             start = step * self.global_batch + self.rank * local
             yield order[start:start + local].tolist()
-
-
-@dataclass
-class Distributed:
-    rank: int = 0
-    world: int = 1
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    owns_group: bool = False
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def setup_distributed(device: str | None) -> Distributed:
-    """Join the process group that ``torchrun`` describes in the environment (nccl on CUDA,
-    gloo on the CPU); a plain run is a group of one."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    cuda = torch.cuda.is_available() if device is None else device.startswith("cuda")
-    if world == 1:
-        return Distributed(device=torch.device(device or ("cuda" if cuda else "cpu")))
-    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    owns_group = not dist.is_initialized()
-    if owns_group:
-        dist.init_process_group(backend="nccl" if cuda else "gloo")
-    if cuda:
-        torch.cuda.set_device(local_rank)
-    return Distributed(rank=rank, world=world, device=torch.device(f"cuda:{local_rank}" if cuda else "cpu"), owns_group=owns_group)
 
 
 def _noise_for_step(config: TrainConfig, shape: tuple[int, ...], epoch: int, step: int, env: Distributed) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -372,10 +343,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
                            f"train acc under noise {means[3]:.3f}, test acc under noise {row['test_noisy_acc']:.3f} ({row['seconds']:.1f} s)")
     if board is not None:
         board.close()
-    if env.world > 1:
-        dist.barrier()
-    if env.owns_group:
-        dist.destroy_process_group()
+    teardown(env)
     return checkpoint_path
 
 

@@ -27,23 +27,38 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+def _complete_lines(path: Path, columns: Sequence[str]) -> tuple[list[str], bool]:
+    """The complete lines of an existing results file (header first) and whether a partial
+    line follows them; refuses a file with other columns."""
+    lines = path.read_text().split("\n")
+    complete = lines[:-1]  # the text after the last newline is a partial row (or empty)
+    if not complete or tuple(complete[0].split("\t")) != tuple(columns):
+        raise ValueError(f"{path} exists with other columns than {'  '.join(columns)}; move it away or pick another output file")
+    return complete, bool(lines[-1])
+
+
+def completed_indices(path: str | Path, columns: Sequence[str]) -> set[int]:
+    """The ``idx`` of every complete row of a results file (none if it does not exist)."""
+    path = Path(path)
+    if not path.is_file() or not path.stat().st_size:
+        return set()
+    complete, _ = _complete_lines(path, columns)
+    return {int(line.split("\t", 1)[0]) for line in complete[1:] if line}
+
+
 class ResultsFile:
-    """A results TSV with ``columns``, opened for appending rows; existing rows are kept."""
+    """A results TSV with ``columns``, opened for appending rows; existing rows are kept and a
+    trailing partial row (a run cut off mid-write) is dropped."""
 
     def __init__(self, path: str | Path, columns: Sequence[str]) -> None:
         self.path, self.columns = Path(path), tuple(columns)
-        self.done: set[int] = set()
         if self.path.is_file() and self.path.stat().st_size:
-            text = self.path.read_text()
-            lines = text.split("\n")
-            complete = lines[:-1]  # the text after the last newline is a partial row (or empty)
-            if not complete or tuple(complete[0].split("\t")) != self.columns:
-                raise ValueError(f"{self.path} exists with other columns than {'  '.join(self.columns)}; move it away or pick another output file")
-            if lines[-1]:
+            complete, partial = _complete_lines(self.path, self.columns)
+            if partial:
                 write_text_atomic(self.path, "\n".join(complete) + "\n")
-            self.done = {int(line.split("\t", 1)[0]) for line in complete[1:] if line}
         else:
             write_text_atomic(self.path, "\t".join(self.columns) + "\n")
+        self.done = completed_indices(self.path, self.columns)
         self._stream = self.path.open("a")
 
     def append(self, row: dict[str, Any]) -> None:
