@@ -73,3 +73,18 @@ def test_demo_prints_the_table(tmp_path):
         line = next(l for l in out.stdout.splitlines() if l.startswith(f"| {row} "))
         accuracy_at_zero = float(line.split("|")[2])
         assert 0.5 <= accuracy_at_zero <= 1.0
+
+
+def test_early_stopping_uses_fewer_samples_and_agrees_at_the_target(checkpoint, tmp_path, capsys):
+    base = ["certify", "--checkpoint", str(checkpoint), "--n", "2000", "--batch", "500", "--skip", "50", "--max", "12", "--quiet"]
+    assert main([*base, "--outfile", str(tmp_path / "early.tsv"), "--target-radius", "0.25"]) == 0
+    assert main([*base, "--outfile", str(tmp_path / "full.tsv")]) == 0
+    early, full = read_results(tmp_path / "early.tsv"), read_results(tmp_path / "full.tsv")
+    samples = [int(r["samples"]) for r in early]
+    assert all(s <= 2000 for s in samples) and sum(samples) < 0.5 * 2000 * len(samples)
+    assert all(int(r["samples"]) == 2000 for r in full)
+    certified_early = sum(r["correct"] and r["radius"] >= 0.25 for r in early)
+    certified_full = sum(r["correct"] and r["radius"] >= 0.25 for r in full)
+    assert certified_early >= certified_full - 2
+    assert main([*base, "--outfile", str(tmp_path / "x.tsv"), "--target-radius", "0.25", "--method", "both"]) == 2
+    assert "early stopping" in capsys.readouterr().err

@@ -9,6 +9,7 @@ from scipy import special
 from scipy.stats import binom
 
 from smoothcert import ABSTAIN, certify_from_counts, predict_from_counts, t_certify_from_counts
+from smoothcert.certify import SequentialPlan, sequential_decision, sequential_plan
 
 ALPHA = 0.05
 SIGMA = 1.0
@@ -95,3 +96,44 @@ def test_simulation_detects_failures_where_the_bound_is_tight():
 @pytest.mark.parametrize("name", list(PROBABILITIES))
 def test_wrong_certificates_stay_within_the_claimed_level_long(name):
     check_rates(PROBABILITIES[name], trials=10_000, n0=100, n=2000, seed=4)
+
+
+def sequential_wrong_rate(p_top, target, trials, n, alpha, per_stage_alpha=None, seed=5):
+    """Two classes, P(top) = p_top: rate of certificates at radius >= target although the tight
+    radius sigma * Phi^-1(p_top) is below it, with early stopping at the plan's checkpoints.
+    ``per_stage_alpha`` replaces the plan's levels by one level at every checkpoint (the naive,
+    invalid scheme)."""
+    plan = sequential_plan(n, alpha)
+    if per_stage_alpha is not None:
+        plan = SequentialPlan(plan.checkpoints, (per_stage_alpha,) * len(plan.checkpoints))
+    rng = np.random.default_rng(seed)
+    tight = SIGMA * special.ndtri(p_top)
+    wrong, used = 0, 0
+    for _ in range(trials):
+        top_count, done = 0, 0
+        for stage, checkpoint in enumerate(plan.checkpoints):
+            top_count += rng.binomial(checkpoint - done, p_top)
+            done = checkpoint
+            cert = sequential_decision(plan, stage, 0, top_count, SIGMA, target, alpha)
+            if cert is not None:
+                break
+        used += done
+        wrong += cert.label == 0 and cert.radius > tight
+    return wrong / trials, used / trials
+
+
+def test_early_stopping_holds_its_level_and_the_naive_scheme_does_not():
+    # The target sits just above the tight radius, so any certificate at the target is wrong.
+    p_top, n, trials = 0.8, 2000, 3000
+    target = SIGMA * special.ndtri(p_top) * 0.97
+    rate, _ = sequential_wrong_rate(p_top, target, trials, n, ALPHA)
+    assert within_noise(rate, ALPHA, trials)
+    # Re-testing at the full alpha at every checkpoint is optional stopping without correction:
+    # its error exceeds alpha, and this simulation sees it.
+    naive, _ = sequential_wrong_rate(p_top, target, trials, n, ALPHA, per_stage_alpha=ALPHA)
+    assert not within_noise(naive, ALPHA, trials)
+
+
+def test_early_stopping_saves_samples_on_clear_cases():
+    rate, used = sequential_wrong_rate(0.99, 0.5, 500, 2000, ALPHA)
+    assert rate == 0 and used <= 300  # decided at the first checkpoint or two

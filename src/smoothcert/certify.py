@@ -241,3 +241,55 @@ def t_certify_from_counts(
                        radius=float(stats.radius(pa[best], pb[best], sigma)) if certified else 0.0,
                        pa_lower=float(pa[best]), pb_upper=float(pb[best]),
                        alpha_prime=float(alpha_prime[best]), level=level)
+
+
+@dataclass(frozen=True)
+class SequentialPlan:
+    """Checkpoints ``m_1 < ... < m_J = n`` at which a sequential CERTIFY looks at its counts, and
+    the level ``alpha_j`` of its bound at each (``sum_j alpha_j = alpha``)."""
+
+    checkpoints: tuple[int, ...]
+    levels: tuple[float, ...]
+
+
+def sequential_plan(n: int, alpha: float, stages: int = 5, final_share: float = 0.5, block: int = 100) -> SequentialPlan:
+    """Checkpoints at ``n / 2^(stages - 1), ..., n / 2, n`` (rounded up to multiples of ``block``,
+    so that the samples up to a checkpoint are a prefix of a full-``n`` run's samples); the last
+    checkpoint gets ``final_share * alpha`` and the others share the rest equally."""
+    alpha = _check_level(alpha)
+    if stages < 1 or not 0 < final_share <= 1 or n < 1:
+        raise ValueError(f"need n >= 1, stages >= 1 and final_share in (0, 1], got n={n}, stages={stages}, final_share={final_share}")
+    points = sorted({min(n, -(-(n >> k) // block) * block) for k in range(stages)} | {n})
+    if len(points) == 1:
+        return SequentialPlan((n,), (alpha,))
+    early = (1 - final_share) * alpha / (len(points) - 1)
+    return SequentialPlan(tuple(points), tuple([early] * (len(points) - 1) + [final_share * alpha]))
+
+
+def sequential_decision(
+    plan: SequentialPlan, stage: int, top: int, top_count: int, sigma: float, target_radius: float, alpha: float,
+) -> Certificate | None:
+    """CERTIFY with early stopping, at checkpoint ``stage`` of ``plan``, after ``top_count`` of the
+    first ``plan.checkpoints[stage]`` estimation samples went to the class ``top`` chosen on the
+    selection samples. Returns the final certificate, or None to keep sampling.
+
+    It stops when the bound at this checkpoint, ``pA_lower = cp_lower(top_count, m_j, alpha_j)``,
+    already certifies ``target_radius``, or when no later checkpoint could certify it even if
+    every remaining sample went to ``top`` (then the outcome at the target is decided: it is not
+    certified). Validity under optional stopping: the bounds at all checkpoints hold together with
+    probability at least ``1 - sum_j alpha_j = 1 - alpha`` (a union bound over a fixed set of
+    checkpoints), whatever rule picks the checkpoint at which to stop; the returned certificate
+    uses the bound of the checkpoint where it stopped.
+    """
+    sigma = _check_sigma(sigma)
+    m, level = plan.checkpoints[stage], plan.levels[stage]
+    pa = float(stats.cp_lower(top_count, m, level))
+    radius = float(stats.cohen_radius(pa, sigma)) if pa > 0.5 else 0.0
+    if pa > 0.5 and radius >= target_radius:
+        return Certificate(label=top, radius=radius, pa_lower=pa, pb_upper=1 - pa, alpha_prime=level, level=alpha)
+    later = range(stage + 1, len(plan.checkpoints))
+    best_later = max((float(stats.cohen_radius(stats.cp_lower(top_count + plan.checkpoints[k] - m, plan.checkpoints[k], plan.levels[k]), sigma))
+                      for k in later), default=-np.inf)
+    if best_later >= target_radius:
+        return None
+    return Certificate(label=top if pa > 0.5 else ABSTAIN, radius=radius, pa_lower=pa, pb_upper=1 - pa, alpha_prime=level, level=alpha)

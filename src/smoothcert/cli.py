@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="how T-CERTIFY's best split stays valid (see README)")
     certify.add_argument("--abstain", default="half", choices=["half", "runner_up"])
     certify.add_argument("--grid", type=float, nargs="+", default=list(PAPER_GRID), help="T-CERTIFY's alpha'/alpha grid")
+    certify.add_argument("--target-radius", type=float,
+                         help="CERTIFY with early stopping: stop sampling an input once it certifies this radius or cannot")
+    certify.add_argument("--stages", type=int, default=5, help="checkpoints of the early-stopping test (n/16, n/8, ..., n)")
 
     analyze = commands.add_parser("analyze", help="certified accuracy tables and curves from certification TSVs")
     analyze.add_argument("files", nargs="+", help="TSVs written by smoothcert certify or by Cohen et al.'s certify.py")
@@ -163,7 +166,8 @@ def _run(args: argparse.Namespace) -> int:
         env = setup_distributed(args.device)
         smoothed, dataset = _smoothed(args, env.device)
         settings = CertifySettings(n0=args.n0, n=args.n, alpha=args.alpha, batch_size=args.batch, method=args.method, grid=args.grid,
-                                   selection=args.selection, abstain=args.abstain, skip=args.skip, max_count=args.max_count, seed=args.seed)
+                                   selection=args.selection, abstain=args.abstain, skip=args.skip, max_count=args.max_count, seed=args.seed,
+                                   target_radius=args.target_radius, stages=args.stages)
         paths = certify_dataset(smoothed, dataset, args.outfile, settings, progress=not args.quiet and env.main, rank=env.rank, world=env.world)
         teardown(env)
         if env.main:

@@ -42,6 +42,9 @@ class CertifySettings:
     skip: int = 1
     max_count: int | None = None
     seed: int = 0
+    target_radius: float | None = None
+    """Stop sampling an input once its outcome at this radius is decided (CERTIFY only)."""
+    stages: int = 5
 
     def validate(self) -> "CertifySettings":
         if self.method not in METHODS:
@@ -54,6 +57,8 @@ class CertifySettings:
             raise ValueError(f"n0 and n must be positive, got {self.n0} and {self.n}")
         if not 0 < self.alpha < 1:
             raise ValueError(f"alpha must lie strictly between 0 and 1, got {self.alpha}")
+        if self.target_radius is not None and (self.method != "certify" or self.target_radius <= 0):
+            raise ValueError(f"early stopping (target_radius) needs method 'certify' and a positive radius, got {self.method!r} and {self.target_radius}")
         return self
 
 
@@ -74,9 +79,10 @@ def output_paths(outfile: str | Path, method: str) -> dict[str, Path]:
     return {name: outfile.with_name(f"{stem}.{name}.tsv") for name in ("certify", "tcertify")}
 
 
-def _row(idx: int, label: int, cert: Certificate, seconds: float) -> dict:
+def _row(idx: int, label: int, cert: Certificate, seconds: float, samples: int) -> dict:
     return dict(idx=idx, label=label, predict=cert.label, radius=cert.radius, correct=cert.label == label and cert.label != ABSTAIN,
-                time=seconds, pa_lower=cert.pa_lower, pb_upper=cert.pb_upper, alpha_prime=cert.alpha_prime, level=cert.level)
+                time=seconds, pa_lower=cert.pa_lower, pb_upper=cert.pb_upper, alpha_prime=cert.alpha_prime, level=cert.level,
+                samples=samples)
 
 
 def _shard_path(path: Path, rank: int, world: int) -> Path:
@@ -119,7 +125,7 @@ def certify_dataset(
         done = _broadcast(done)
     indices = [i for i in selected_indices(len(dataset), settings.skip, settings.max_count) if i not in done][rank::world]
     targets = {name: (_shard_path(path, rank, world) if world > 1 else path) for name, path in paths.items()}
-    group = max(1, settings.batch_size // (settings.n0 + settings.n))
+    group = 1 if settings.target_radius is not None else max(1, settings.batch_size // (settings.n0 + settings.n))
     with ExitStack() as stack:
         files = {name: stack.enter_context(ResultsFile(path, CERTIFY_COLUMNS)) for name, path in targets.items()}
         todo = [i for i in indices if any(i not in f.done for f in files.values())]
@@ -131,19 +137,27 @@ def certify_dataset(
             examples = [dataset[idx] for idx in members]
             inputs = torch.stack([x for x, _ in examples]).to(device)
             generators = [generator_for(device, settings.seed, CERTIFY_NOISE, idx) for idx in members]
-            counts = smoothed.count_phases(inputs, (settings.n0, settings.n), settings.batch_size, generators)
+            if settings.target_radius is not None:
+                early = smoothed.certify_until(inputs[0], settings.n0, settings.n, settings.alpha, settings.target_radius,
+                                               settings.batch_size, stages=settings.stages, generator=generators[0])
+                counts = [(None, None)]
+            else:
+                counts = smoothed.count_phases(inputs, (settings.n0, settings.n), settings.batch_size, generators)
             seconds = (time.perf_counter() - started) / len(members)
             for (idx, (_, label)), (counts0, counts_n) in zip(zip(members, examples), counts):
                 for name, results in files.items():
                     if idx in results.done:
                         continue
                     begun = time.perf_counter()
-                    if name == "certify":
+                    samples = settings.n
+                    if settings.target_radius is not None:
+                        cert, samples = early
+                    elif name == "certify":
                         cert = certify_from_counts(counts0, counts_n, settings.alpha, smoothed.sigma)
                     else:
                         cert = t_certify_from_counts(counts0, counts_n, settings.alpha, smoothed.sigma, grid=settings.grid,
                                                      selection=settings.selection, abstain=settings.abstain)
-                    row = _row(idx, int(label), cert, seconds + time.perf_counter() - begun)
+                    row = _row(idx, int(label), cert, seconds + time.perf_counter() - begun, samples)
                     results.append(row)
                     if name == shown:
                         correct += row["correct"]

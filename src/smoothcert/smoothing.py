@@ -20,6 +20,8 @@ from smoothcert.certify import (
     Prediction,
     Selection,
     certify_from_counts,
+    sequential_decision,
+    sequential_plan,
     predict_from_counts,
     t_certify_from_counts,
 )
@@ -178,3 +180,23 @@ class SmoothedClassifier:
         x, generator = self._prepare(x, seed, generator)
         counts0, counts = self.count_phases(x.unsqueeze(0), (n0, n), batch_size, [generator])[0]
         return t_certify_from_counts(counts0, counts, alpha, self.sigma, grid=grid, selection=selection, abstain=abstain)
+
+    def certify_until(
+        self, x: torch.Tensor, n0: int, n: int, alpha: float, target_radius: float, batch_size: int = 1000, *,
+        stages: int = 5, seed: int | None = None, generator: torch.Generator | None = None,
+    ) -> tuple[Certificate, int]:
+        """CERTIFY that stops sampling once the outcome at ``target_radius`` is decided (see
+        :func:`smoothcert.certify.sequential_decision`): the certificate, valid at level ``alpha``,
+        and the number of estimation samples it used (at most ``n``). Its samples are a prefix of
+        those :meth:`certify` draws with the same generator."""
+        x, generator = self._prepare(x, seed, generator)
+        plan = sequential_plan(n, alpha, stages, block=NOISE_BLOCK)
+        top = int(np.argmax(self.count_phases(x.unsqueeze(0), (n0,), batch_size, [generator])[0, 0]))
+        top_count, used = 0, 0
+        for stage, checkpoint in enumerate(plan.checkpoints):
+            top_count += int(self.count_phases(x.unsqueeze(0), (checkpoint - used,), batch_size, [generator])[0, 0, top])
+            used = checkpoint
+            decided = sequential_decision(plan, stage, top, top_count, self.sigma, target_radius, alpha)
+            if decided is not None:
+                return decided, used
+        raise AssertionError("the last checkpoint always decides")

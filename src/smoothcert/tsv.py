@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 from smoothcert.files import write_text_atomic
 
-CERTIFY_COLUMNS = ("idx", "label", "predict", "radius", "correct", "time", "pa_lower", "pb_upper", "alpha_prime", "level")
+CERTIFY_COLUMNS = ("idx", "label", "predict", "radius", "correct", "time", "pa_lower", "pb_upper", "alpha_prime", "level", "samples")
 PREDICT_COLUMNS = ("idx", "label", "predict", "correct", "time", "pvalue")
 
 
