@@ -88,3 +88,17 @@ def test_early_stopping_uses_fewer_samples_and_agrees_at_the_target(checkpoint, 
     assert certified_early >= certified_full - 2
     assert main([*base, "--outfile", str(tmp_path / "x.tsv"), "--target-radius", "0.25", "--method", "both"]) == 2
     assert "early stopping" in capsys.readouterr().err
+
+
+def test_fast_options_are_recorded_and_keep_the_certificates(checkpoint, tmp_path):
+    import json
+
+    base = ["certify", "--checkpoint", str(checkpoint), "--n", "500", "--batch", "250", "--max", "5", "--quiet"]
+    assert main([*base, "--outfile", str(tmp_path / "plain.tsv")]) == 0
+    assert main([*base, "--outfile", str(tmp_path / "fast.tsv"), "--fold-bn", "--channels-last"]) == 0
+    record = json.loads((tmp_path / "fast.tsv.json").read_text())
+    assert record["fast"] == {"fold_bn": True, "channels_last": True, "compile": False, "bf16": False}
+    assert record["settings"]["n"] == 500 and record["checkpoint"] == str(checkpoint)
+    assert json.loads((tmp_path / "plain.tsv.json").read_text())["fast"]["fold_bn"] is False
+    plain, fast = read_results(tmp_path / "plain.tsv"), read_results(tmp_path / "fast.tsv")
+    assert [(r["predict"], r["radius"]) for r in plain] == [(r["predict"], r["radius"]) for r in fast]

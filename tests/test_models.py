@@ -37,3 +37,26 @@ def test_unknown_architecture():
     with pytest.raises(ValueError, match="unknown architecture"):
         build_model("vgg", 10, [0.5], [0.5])
     assert set(ARCHITECTURES) >= {"small_cnn", "cifar_resnet110", "resnet50"}
+
+
+def test_fast_options_compute_nearly_the_same_logits():
+    from smoothcert.fast import FastOptions, apply_fast_options
+
+    torch.manual_seed(0)
+    model = build_model("cifar_resnet20", 10, [0.5] * 3, [0.25] * 3)
+    for module in model.modules():  # BatchNorm statistics that are not the identity
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.2, 0.2)
+            module.running_var.uniform_(0.5, 1.5)
+    model.eval()
+    x = torch.rand(64, 3, 32, 32)
+    with torch.inference_mode():
+        reference = model(x)
+        for options in (FastOptions(fold_bn=True), FastOptions(channels_last=True), FastOptions(fold_bn=True, channels_last=True)):
+            fast = apply_fast_options(model, options)
+            torch.testing.assert_close(fast(x), reference, rtol=1e-4, atol=1e-4)
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in apply_fast_options(model, FastOptions(fold_bn=True)).modules())
+    with pytest.raises(ValueError, match="CUDA only"):
+        apply_fast_options(model, FastOptions(bf16=True))
+    with pytest.raises(ValueError, match="eval mode"):
+        apply_fast_options(model.train(), FastOptions(fold_bn=True))

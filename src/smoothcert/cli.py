@@ -83,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     certify.add_argument("--target-radius", type=float,
                          help="CERTIFY with early stopping: stop sampling an input once it certifies this radius or cannot")
     certify.add_argument("--stages", type=int, default=5, help="checkpoints of the early-stopping test (n/16, n/8, ..., n)")
+    speed = certify.add_argument_group("faster forward passes (each may change predictions; recorded in OUTFILE.json)")
+    speed.add_argument("--fast", action="store_true", help="all of the below (bf16 only on CUDA)")
+    speed.add_argument("--fold-bn", action="store_true", help="fold BatchNorm into the preceding convolutions")
+    speed.add_argument("--channels-last", action="store_true", help="channels-last memory format")
+    speed.add_argument("--compile", action="store_true", help="torch.compile the classifier")
+    speed.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CUDA)")
 
     analyze = commands.add_parser("analyze", help="certified accuracy tables and curves from certification TSVs")
     analyze.add_argument("files", nargs="+", help="TSVs written by smoothcert certify or by Cohen et al.'s certify.py")
@@ -115,14 +121,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _smoothed(args: argparse.Namespace, device):
+def _smoothed(args: argparse.Namespace, device, fast=None):
     from smoothcert.checkpoint import load_classifier
     from smoothcert.data import load_dataset
+    from smoothcert.fast import apply_fast_options
     from smoothcert.smoothing import SmoothedClassifier
 
     model, entries = load_classifier(args.checkpoint, device)
+    if fast is not None:
+        model = apply_fast_options(model, fast)
     dataset = load_dataset(entries["dataset"], args.split, args.data_dir)
     return SmoothedClassifier(model, entries["num_classes"], entries["sigma"]), dataset
+
+
+def _fast_options(args: argparse.Namespace, device):
+    from smoothcert.fast import FastOptions
+
+    if args.fast:
+        return FastOptions.all_for(device)
+    return FastOptions(fold_bn=args.fold_bn, channels_last=args.channels_last, compile=args.compile, bf16=args.bf16)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -163,12 +180,17 @@ def _run(args: argparse.Namespace) -> int:
         from smoothcert.distributed import setup_distributed, teardown
         from smoothcert.evaluate import CertifySettings, certify_dataset
 
+        from smoothcert.fast import describe
+
         env = setup_distributed(args.device)
-        smoothed, dataset = _smoothed(args, env.device)
+        fast = _fast_options(args, env.device)
+        smoothed, dataset = _smoothed(args, env.device, fast)
         settings = CertifySettings(n0=args.n0, n=args.n, alpha=args.alpha, batch_size=args.batch, method=args.method, grid=args.grid,
                                    selection=args.selection, abstain=args.abstain, skip=args.skip, max_count=args.max_count, seed=args.seed,
                                    target_radius=args.target_radius, stages=args.stages)
-        paths = certify_dataset(smoothed, dataset, args.outfile, settings, progress=not args.quiet and env.main, rank=env.rank, world=env.world)
+        metadata = {"checkpoint": str(args.checkpoint), "split": args.split, "device": str(env.device), "fast": describe(fast)}
+        paths = certify_dataset(smoothed, dataset, args.outfile, settings, progress=not args.quiet and env.main, rank=env.rank,
+                                world=env.world, metadata=metadata)
         teardown(env)
         if env.main:
             for path in paths.values():

@@ -7,9 +7,10 @@ sharded or subset run gives each example the numbers one uninterrupted run gives
 
 from __future__ import annotations
 
+import json
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -18,6 +19,7 @@ import torch.distributed as dist
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from smoothcert import __version__
 from smoothcert.certify import ABSTAIN, PAPER_GRID, Certificate, certify_from_counts, predict_from_counts, t_certify_from_counts
 from smoothcert.seeding import CERTIFY_NOISE, generator_for
 from smoothcert.smoothing import SmoothedClassifier
@@ -105,7 +107,7 @@ def _merge_shards(path: Path, world: int, columns: Sequence[str]) -> None:
 
 def certify_dataset(
     smoothed: SmoothedClassifier, dataset: Dataset, outfile: str | Path, settings: CertifySettings, progress: bool = True,
-    rank: int = 0, world: int = 1,
+    rank: int = 0, world: int = 1, metadata: dict | None = None,
 ) -> dict[str, Path]:
     """Certify the selected examples of ``dataset`` and append a row per example to the TSV(s)
     of :func:`output_paths`; examples already there are skipped (resume). Returns the paths.
@@ -116,9 +118,17 @@ def certify_dataset(
     by the group's size). With ``world > 1`` (under ``torchrun``), process ``rank`` certifies
     the selected examples ``rank, rank + world, ...`` into a shard file beside each output, and
     process 0 merges the shards, sorted by ``idx``, once every process is done.
+
+    Beside each TSV, ``<TSV>.json`` records the settings, ``metadata`` (the checkpoint, the fast
+    options the classifier ran with, ...) and the software versions.
     """
     settings.validate()
     paths = output_paths(outfile, settings.method)
+    if rank == 0:
+        record = {"settings": {**asdict(settings), "grid": list(settings.grid)}, "sigma": smoothed.sigma, "world": world,
+                  "torch": torch.__version__, "smoothcert": __version__, **(metadata or {})}
+        for path in paths.values():
+            write_text_atomic(path.with_name(path.name + ".json"), json.dumps(record, indent=2) + "\n")
     device = smoothed.device or torch.device("cpu")
     done = set.intersection(*(completed_indices(path, CERTIFY_COLUMNS) for path in paths.values())) if rank == 0 else None
     if world > 1:

@@ -1,0 +1,160 @@
+"""Certification throughput against the raw batched forward pass, measured in one run.
+
+For each model: (a) the raw loop any implementation must run -- draw noise, add the input,
+forward, argmax, count, at the same batch size; (b) SmoothedClassifier.certify on single inputs;
+(c) dataset-level certification (certify_dataset, TSV rows included) of several inputs. Each is
+printed as a ratio to (a) on the same number of noisy samples and as noisy forward passes per
+second. Then: the gain of packing several inputs into one batch when n0 + n is below the batch
+size; the speed-up of each fast option; and the peak memory of certify at n = 1,000 and
+n = 100,000 (it is set by the batch, not by n).
+
+    python benchmarks/bench_certify.py [--models small_cnn cifar_resnet20 ...] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import TensorDataset
+
+from smoothcert.evaluate import CertifySettings, certify_dataset
+from smoothcert.fast import FastOptions, apply_fast_options
+from smoothcert.models import build_model
+from smoothcert.smoothing import SmoothedClassifier
+
+# model: (input shape, samples per input n, batch size) sized for a 2-core CPU
+SETTINGS = {
+    "small_cnn": ((1, 28, 28), 20_000, 250),
+    "cifar_resnet20": ((3, 32, 32), 4_000, 200),
+    "cifar_resnet110": ((3, 32, 32), 1_000, 100),
+    "resnet50": ((3, 224, 224), 200, 50),
+}
+SIGMA, N0 = 0.25, 100
+
+
+def raw_loop(model: torch.nn.Module, x: torch.Tensor, num: int, batch: int, classes: int) -> torch.Tensor:
+    """Noise, forward, argmax and count: what any implementation must do."""
+    counts = torch.zeros(classes, dtype=torch.long)
+    with torch.inference_mode():
+        done = 0
+        while done < num:
+            size = min(batch, num - done)
+            noisy = torch.randn((size, *x.shape)) * SIGMA + x
+            counts.index_add_(0, model(noisy).argmax(1), torch.ones(size, dtype=torch.long))
+            done += size
+    return counts
+
+
+def timed(func) -> float:
+    start = time.perf_counter()
+    func()
+    return time.perf_counter() - start
+
+
+def median_time(func, repeats: int) -> float:
+    func()  # warm-up
+    return statistics.median(timed(func) for _ in range(repeats))
+
+
+def bench_model(arch: str, repeats: int, inputs: int) -> None:
+    shape, n, batch = SETTINGS[arch]
+    torch.manual_seed(0)
+    model = build_model(arch, 10, [0.5] * shape[0], [0.25] * shape[0]).eval()
+    smoothed = SmoothedClassifier(model, 10, SIGMA)
+    x = torch.rand(shape)
+    data = TensorDataset(torch.rand(inputs, *shape), torch.zeros(inputs, dtype=torch.long))
+    samples = N0 + n
+    raw = median_time(lambda: raw_loop(model, x, samples, batch, 10), repeats)
+    single = median_time(lambda: smoothed.certify(x, N0, n, 0.001, batch_size=batch, seed=0), repeats)
+
+    def dataset_level() -> None:
+        with tempfile.TemporaryDirectory() as folder:
+            certify_dataset(smoothed, data, Path(folder) / "c.tsv", CertifySettings(n0=N0, n=n, batch_size=batch), progress=False)
+
+    many = median_time(dataset_level, repeats) / inputs
+    print(f"| {arch} | {batch} | {samples} | {samples / raw:,.0f} | {raw / raw:.3f} | {single / raw:.3f} | {many / raw:.3f} |")
+
+
+def bench_packing(repeats: int) -> None:
+    """n0 + n below the batch: inputs packed into shared forward passes against one at a time."""
+    torch.manual_seed(0)
+    model = build_model("small_cnn", 10, [0.5], [0.25]).eval()
+    smoothed = SmoothedClassifier(model, 10, SIGMA)
+    inputs, batch, phases = torch.rand(16, 1, 28, 28), 2000, (100, 400)
+    gens = lambda: [torch.Generator().manual_seed(i) for i in range(16)]
+    packed = median_time(lambda: smoothed.count_phases(inputs, phases, batch, gens()), repeats)
+    alone = median_time(lambda: [smoothed.count_phases(inputs[i:i + 1], phases, batch, [g]) for i, g in enumerate(gens())], repeats)
+    print(f"\npacking (small_cnn, 16 inputs, n0 = 100, n = 400, batch 2000): one input at a time {alone:.3f} s, "
+          f"packed {packed:.3f} s, gain {alone / packed:.2f}x")
+
+
+def bench_fast(arch: str, repeats: int) -> None:
+    shape, _, batch = SETTINGS[arch]
+    torch.manual_seed(0)
+    model = build_model(arch, 10, [0.5] * shape[0], [0.25] * shape[0]).eval()
+    x = torch.rand(batch, *shape)
+
+    def throughput(module: torch.nn.Module) -> float:
+        with torch.inference_mode():
+            return batch / median_time(lambda: module(x), repeats)
+
+    base = throughput(model)
+    cells = []
+    for name, options in [("fold_bn", FastOptions(fold_bn=True)), ("channels_last", FastOptions(channels_last=True)),
+                          ("compile", FastOptions(compile=True)), ("fold_bn+channels_last+compile", FastOptions(True, True, True))]:
+        cells.append(f"{throughput(apply_fast_options(model, options)) / base:.2f}x")
+    print(f"| {arch} | {base:,.0f} | " + " | ".join(cells) + " |")
+
+
+PEAK = """
+import resource, sys, torch
+from smoothcert.models import build_model
+from smoothcert.smoothing import SmoothedClassifier
+torch.manual_seed(0)
+model = build_model("small_cnn", 10, [0.5], [0.25]).eval()
+SmoothedClassifier(model, 10, 0.25).certify(torch.rand(1, 28, 28), 100, int(sys.argv[1]), 0.001, batch_size=250, seed=0)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def bench_memory() -> None:
+    peaks = {}
+    for n in (1_000, 100_000):
+        out = subprocess.run([sys.executable, "-c", PEAK, str(n)], capture_output=True, text=True, check=True)
+        peaks[n] = int(out.stdout.split()[-1]) / 1024
+    print(f"\npeak memory of a certify process (small_cnn, batch 250): n = 1,000: {peaks[1_000]:.0f} MiB; "
+          f"n = 100,000: {peaks[100_000]:.0f} MiB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--inputs", type=int, default=4, help="inputs of the dataset-level measurement")
+    args = parser.parse_args()
+    torch.set_num_threads(torch.get_num_threads())
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU\n")
+    print("| model | batch | samples per input | raw noisy forwards/s | (a) raw | (b) certify / raw | (c) dataset / raw |")
+    print("|---|---|---|---|---|---|---|")
+    for arch in args.models:
+        bench_model(arch, args.repeats, args.inputs)
+    bench_packing(args.repeats)
+    print("\nforward throughput (images/s) and speed-up of each fast option")
+    print("| model | plain | fold_bn | channels_last | compile | all three |")
+    print("|---|---|---|---|---|---|")
+    for arch in args.models:
+        bench_fast(arch, args.repeats)
+    bench_memory()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""Opt-in ways to run the base classifier faster at certification time.
+
+Each of them can change the classifier's floating-point results, and so, rarely, a prediction:
+``fold_bn`` folds every BatchNorm into the convolution before it (torch.fx), ``channels_last``
+stores activations channel-last, ``compile`` runs ``torch.compile``, ``bf16`` runs under bfloat16
+autocast (CUDA only). All are off by default; the options used are stored with the results
+(:func:`describe`), since a certificate is about the classifier that was actually evaluated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.fx.experimental.optimization import fuse
+
+
+@dataclass(frozen=True)
+class FastOptions:
+    fold_bn: bool = False
+    channels_last: bool = False
+    compile: bool = False
+    bf16: bool = False
+
+    @classmethod
+    def all_for(cls, device: torch.device) -> "FastOptions":
+        """What ``--fast`` turns on: everything, bfloat16 only on CUDA."""
+        return cls(fold_bn=True, channels_last=True, compile=True, bf16=device.type == "cuda")
+
+
+class _ChannelsLast(nn.Module):
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model.to(memory_format=torch.channels_last)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x)
+
+
+class _Bfloat16(nn.Module):
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
+            return self.model(x).float()
+
+
+def apply_fast_options(model: nn.Module, options: FastOptions) -> nn.Module:
+    """A module computing ``model``'s logits with ``options``; ``model`` must be in eval mode and
+    stays unchanged."""
+    if model.training:
+        raise ValueError("fast options are for inference: put the model in eval mode first")
+    device = next(model.parameters()).device
+    if options.bf16 and device.type != "cuda":
+        raise ValueError("bf16 autocast is offered on CUDA only; on this device it would be slower or unsupported")
+    fast = fuse(model) if options.fold_bn else model
+    if options.channels_last:
+        fast = _ChannelsLast(fast)
+    if options.bf16:
+        fast = _Bfloat16(fast)
+    if options.compile:
+        fast = torch.compile(fast)
+    return fast.eval()
+
+
+def describe(options: FastOptions) -> dict[str, bool]:
+    return asdict(options)
