@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import Dataset
@@ -81,7 +82,15 @@ def output_paths(outfile: str | Path, method: str) -> dict[str, Path]:
     return {name: outfile.with_name(f"{stem}.{name}.tsv") for name in ("certify", "tcertify")}
 
 
-def _row(idx: int, label: int, cert: Certificate, seconds: float, samples: int) -> dict:
+def _score(name: str, counts0: np.ndarray, counts: np.ndarray, settings: CertifySettings, sigma: float) -> Certificate:
+    """The certificate of algorithm ``name`` on one input's counts."""
+    if name == "certify":
+        return certify_from_counts(counts0, counts, settings.alpha, sigma)
+    return t_certify_from_counts(counts0, counts, settings.alpha, sigma, grid=settings.grid, selection=settings.selection,
+                                 abstain=settings.abstain)
+
+
+def _row(idx: int, label: int, cert: Certificate, samples: int, seconds: float) -> dict:
     return dict(idx=idx, label=label, predict=cert.label, radius=cert.radius, correct=cert.label == label and cert.label != ABSTAIN,
                 time=seconds, pa_lower=cert.pa_lower, pb_upper=cert.pb_upper, alpha_prime=cert.alpha_prime, level=cert.level,
                 samples=samples)
@@ -148,29 +157,19 @@ def certify_dataset(
             inputs = torch.stack([x for x, _ in examples]).to(device)
             generators = [generator_for(device, settings.seed, CERTIFY_NOISE, idx) for idx in members]
             if settings.target_radius is not None:
-                early = smoothed.certify_until(inputs[0], settings.n0, settings.n, settings.alpha, settings.target_radius,
-                                               settings.batch_size, stages=settings.stages, generator=generators[0])
-                counts = [(None, None)]
+                outcomes = [{"certify": smoothed.certify_until(inputs[0], settings.n0, settings.n, settings.alpha, settings.target_radius,
+                                                               settings.batch_size, stages=settings.stages, generator=generators[0])}]
             else:
                 counts = smoothed.count_phases(inputs, (settings.n0, settings.n), settings.batch_size, generators)
+                outcomes = [{name: (_score(name, counts0, counts_n, settings, smoothed.sigma), settings.n) for name in files}
+                            for counts0, counts_n in counts]
             seconds = (time.perf_counter() - started) / len(members)
-            for (idx, (_, label)), (counts0, counts_n) in zip(zip(members, examples), counts):
+            for idx, (_, label), outcome in zip(members, examples, outcomes):
                 for name, results in files.items():
-                    if idx in results.done:
-                        continue
-                    begun = time.perf_counter()
-                    samples = settings.n
-                    if settings.target_radius is not None:
-                        cert, samples = early
-                    elif name == "certify":
-                        cert = certify_from_counts(counts0, counts_n, settings.alpha, smoothed.sigma)
-                    else:
-                        cert = t_certify_from_counts(counts0, counts_n, settings.alpha, smoothed.sigma, grid=settings.grid,
-                                                     selection=settings.selection, abstain=settings.abstain)
-                    row = _row(idx, int(label), cert, seconds + time.perf_counter() - begun, samples)
-                    results.append(row)
-                    if name == shown:
-                        correct += row["correct"]
+                    if idx not in results.done:
+                        row = _row(idx, int(label), *outcome[name], seconds)
+                        results.append(row)
+                        correct += row["correct"] if name == shown else 0
                 finished += 1
             bar.update(len(members))
             bar.set_postfix(correct=f"{correct / finished:.3f}", refresh=False)
