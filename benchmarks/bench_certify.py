@@ -31,12 +31,13 @@ from smoothcert.fast import FastOptions, apply_fast_options
 from smoothcert.models import build_model
 from smoothcert.smoothing import SmoothedClassifier
 
-# model: (input shape, samples per input n, batch size) sized for a 2-core CPU
+# model: (input shape, samples per input n, batch size, inputs of the dataset-level run), sized
+# for a 2-core CPU; batch sizes are multiples of the 100-sample noise block
 SETTINGS = {
-    "small_cnn": ((1, 28, 28), 20_000, 250),
-    "cifar_resnet20": ((3, 32, 32), 4_000, 200),
-    "cifar_resnet110": ((3, 32, 32), 1_000, 100),
-    "resnet50": ((3, 224, 224), 200, 50),
+    "small_cnn": ((1, 28, 28), 20_000, 300, 4),
+    "cifar_resnet20": ((3, 32, 32), 4_000, 200, 4),
+    "cifar_resnet110": ((3, 32, 32), 1_000, 100, 2),
+    "resnet50": ((3, 224, 224), 100, 100, 2),
 }
 SIGMA, N0 = 0.25, 100
 
@@ -65,8 +66,8 @@ def median_time(func, repeats: int) -> float:
     return statistics.median(timed(func) for _ in range(repeats))
 
 
-def bench_model(arch: str, repeats: int, inputs: int) -> None:
-    shape, n, batch = SETTINGS[arch]
+def bench_model(arch: str, repeats: int) -> None:
+    shape, n, batch, inputs = SETTINGS[arch]
     torch.manual_seed(0)
     model = build_model(arch, 10, [0.5] * shape[0], [0.25] * shape[0]).eval()
     smoothed = SmoothedClassifier(model, 10, SIGMA)
@@ -98,7 +99,7 @@ def bench_packing(repeats: int) -> None:
 
 
 def bench_fast(arch: str, repeats: int) -> None:
-    shape, _, batch = SETTINGS[arch]
+    shape, _, batch, _ = SETTINGS[arch]
     torch.manual_seed(0)
     model = build_model(arch, 10, [0.5] * shape[0], [0.25] * shape[0]).eval()
     x = torch.rand(batch, *shape)
@@ -121,7 +122,7 @@ from smoothcert.models import build_model
 from smoothcert.smoothing import SmoothedClassifier
 torch.manual_seed(0)
 model = build_model("small_cnn", 10, [0.5], [0.25]).eval()
-SmoothedClassifier(model, 10, 0.25).certify(torch.rand(1, 28, 28), 100, int(sys.argv[1]), 0.001, batch_size=250, seed=0)
+SmoothedClassifier(model, 10, 0.25).certify(torch.rand(1, 28, 28), 100, int(sys.argv[1]), 0.001, batch_size=300, seed=0)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
@@ -131,7 +132,7 @@ def bench_memory() -> None:
     for n in (1_000, 100_000):
         out = subprocess.run([sys.executable, "-c", PEAK, str(n)], capture_output=True, text=True, check=True)
         peaks[n] = int(out.stdout.split()[-1]) / 1024
-    print(f"\npeak memory of a certify process (small_cnn, batch 250): n = 1,000: {peaks[1_000]:.0f} MiB; "
+    print(f"\npeak memory of a certify process (small_cnn, batch 300): n = 1,000: {peaks[1_000]:.0f} MiB; "
           f"n = 100,000: {peaks[100_000]:.0f} MiB")
 
 
@@ -139,14 +140,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--inputs", type=int, default=4, help="inputs of the dataset-level measurement")
     args = parser.parse_args()
-    torch.set_num_threads(torch.get_num_threads())
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU\n")
     print("| model | batch | samples per input | raw noisy forwards/s | (a) raw | (b) certify / raw | (c) dataset / raw |")
     print("|---|---|---|---|---|---|---|")
     for arch in args.models:
-        bench_model(arch, args.repeats, args.inputs)
+        bench_model(arch, args.repeats)
     bench_packing(args.repeats)
     print("\nforward throughput (images/s) and speed-up of each fast option")
     print("| model | plain | fold_bn | channels_last | compile | all three |")

@@ -35,7 +35,7 @@ class DemoSettings:
     n0: int = 100
     n: int = 2000
     alpha: float = 0.001
-    batch_size: int = 250
+    batch_size: int = 300
     max_count: int | None = None
     seed: int = 0
     out_dir: str = "runs/demo"

@@ -55,7 +55,7 @@ class StudyPlan:
     n0: int = 100
     n: int = 1000
     alpha: float = 0.001
-    batch_size: int = 250
+    batch_size: int = 300
     test_skip: int = 5
     test_max: int | None = None
     radii: tuple[float, ...] = field(default_factory=lambda: TABLE_RADII)

@@ -101,8 +101,9 @@ class SmoothedClassifier:
 
         The noise of input ``i`` is drawn from ``generators[i]`` in blocks of
         :data:`NOISE_BLOCK` samples (the last block of a phase may be shorter), phase after
-        phase. Blocks of several inputs are packed into forward passes of up to ``batch_size``
-        copies, so small phases (``n0 = 100``) still fill the device; the counts of an input do not
+        phase. Whole blocks of several inputs are packed into forward passes of up to
+        ``batch_size`` copies (rounded down to a multiple of the block, when at least one block),
+        so small phases (``n0 = 100``) still fill the device; the counts of an input do not
         depend on ``batch_size`` nor on which inputs share its batches. ``inputs`` must be on the
         model's device. Predictions are counted on the device; the counts are copied to the host
         once, at the end.

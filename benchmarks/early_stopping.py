@@ -1,0 +1,58 @@
+"""Samples used and certified accuracy at the target radius: CERTIFY with early stopping
+(--target-radius) against full-n CERTIFY, on the embedded MNIST test digits.
+
+    python benchmarks/early_stopping.py [--checkpoint PATH] [--n 10000] [--targets 0.25 0.5 1.0] [--skip 5]
+
+Without --checkpoint it first trains the study's Basic model at sigma = 0.5 (seed 0, 8 epochs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from smoothcert.checkpoint import load_classifier
+from smoothcert.data import load_dataset
+from smoothcert.evaluate import CertifySettings, certify_dataset
+from smoothcert.smoothing import SmoothedClassifier
+from smoothcert.train import preset, train
+from smoothcert.tsv import read_results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint")
+    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--alpha", type=float, default=0.001)
+    parser.add_argument("--targets", type=float, nargs="+", default=[0.25, 0.5, 1.0])
+    parser.add_argument("--skip", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=250)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        checkpoint = args.checkpoint or train(preset("mnist", sigma=0.5, epochs=8, lr_step=6, out_dir=f"{folder}/model"), progress=False)
+        model, entries = load_classifier(checkpoint)
+        smoothed = SmoothedClassifier(model, 10, entries["sigma"])
+        test = load_dataset(entries["dataset"], "test")
+        base = dict(n0=100, n=args.n, alpha=args.alpha, batch_size=args.batch, skip=args.skip)
+        started = time.perf_counter()
+        full = read_results(certify_dataset(smoothed, test, Path(folder) / "full.tsv", CertifySettings(**base), progress=False)["certify"])
+        full_seconds = time.perf_counter() - started
+        print(f"sigma = {entries['sigma']}, n = {args.n}, alpha = {args.alpha}, {len(full)} test digits; full-n CERTIFY took {full_seconds:.0f} s")
+        print("| target radius | certified at target, full n | certified at target, early stopping | mean samples (of n) | time |")
+        print("|---|---|---|---|---|")
+        for target in args.targets:
+            started = time.perf_counter()
+            paths = certify_dataset(smoothed, test, Path(folder) / f"early{target:g}.tsv",
+                                    CertifySettings(**base, target_radius=target), progress=False)
+            seconds = time.perf_counter() - started
+            early = read_results(paths["certify"])
+            at_target = lambda rows: sum(r["correct"] and r["radius"] >= target for r in rows) / len(rows)
+            samples = sum(int(r["samples"]) for r in early) / len(early)
+            print(f"| {target:g} | {at_target(full):.3f} | {at_target(early):.3f} | {samples:,.0f} ({samples / args.n:.1%}) | "
+                  f"{seconds:.0f} s ({seconds / full_seconds:.0%}) |")
+
+
+if __name__ == "__main__":
+    main()
