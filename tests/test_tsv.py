@@ -23,3 +23,17 @@ def test_malformed_files_are_refused(tmp_path):
         read_results(path)
     with pytest.raises(ValueError, match="duration"):
         parse_time("soon")
+
+
+def test_atomic_writes_get_the_usual_file_mode(tmp_path):
+    import os
+
+    from smoothcert.files import write_text_atomic
+
+    mask = os.umask(0o022)
+    try:
+        path = write_text_atomic(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(mask)
+    assert path.read_text() == "x" and (path.stat().st_mode & 0o777) == 0o644
+    assert not list(tmp_path.glob(".a.txt.*"))  # no temporary file left behind

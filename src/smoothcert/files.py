@@ -16,6 +16,7 @@ def _atomic(path: str | Path, mode: str, write: Callable[[IO[Any]], None]) -> Pa
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes the file private; give it the usual mode
         with os.fdopen(handle, mode) as stream:
             write(stream)
             stream.flush()
@@ -25,6 +26,12 @@ def _atomic(path: str | Path, mode: str, write: Callable[[IO[Any]], None]) -> Pa
         Path(temporary).unlink(missing_ok=True)
         raise
     return target
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
