@@ -14,7 +14,6 @@ n = 100,000 (it is set by the batch, not by n).
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import statistics
 import subprocess
@@ -61,9 +60,16 @@ def timed(func) -> float:
     return time.perf_counter() - start
 
 
-def median_time(func, repeats: int) -> float:
-    func()  # warm-up
-    return statistics.median(timed(func) for _ in range(repeats))
+def median_times(funcs: dict, repeats: int) -> dict[str, float]:
+    """Median time of each function over ``repeats`` rounds that run them in turn (after a
+    warm-up round), so that drifts of the machine hit them alike."""
+    for func in funcs.values():
+        func()
+    times = {name: [] for name in funcs}
+    for _ in range(repeats):
+        for name, func in funcs.items():
+            times[name].append(timed(func))
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def bench_model(arch: str, repeats: int) -> None:
@@ -74,28 +80,37 @@ def bench_model(arch: str, repeats: int) -> None:
     x = torch.rand(shape)
     data = TensorDataset(torch.rand(inputs, *shape), torch.zeros(inputs, dtype=torch.long))
     samples = N0 + n
-    raw = median_time(lambda: raw_loop(model, x, samples, batch, 10), repeats)
-    single = median_time(lambda: smoothed.certify(x, N0, n, 0.001, batch_size=batch, seed=0), repeats)
 
     def dataset_level() -> None:
         with tempfile.TemporaryDirectory() as folder:
             certify_dataset(smoothed, data, Path(folder) / "c.tsv", CertifySettings(n0=N0, n=n, batch_size=batch), progress=False)
 
-    many = median_time(dataset_level, repeats) / inputs
-    print(f"| {arch} | {batch} | {samples} | {samples / raw:,.0f} | {raw / raw:.3f} | {single / raw:.3f} | {many / raw:.3f} |")
+    times = median_times({
+        "raw": lambda: raw_loop(model, x, samples, batch, 10),
+        "single": lambda: smoothed.certify(x, N0, n, 0.001, batch_size=batch, seed=0),
+        "many": dataset_level,
+    }, repeats)
+    raw, single, many = times["raw"], times["single"], times["many"] / inputs
+    print(f"| {arch} | {batch} | {samples} | {samples / raw:,.0f} | 1.000 | {single / raw:.3f} | {many / raw:.3f} |")
 
 
 def bench_packing(repeats: int) -> None:
     """n0 + n below the batch: inputs packed into shared forward passes against one at a time."""
-    torch.manual_seed(0)
-    model = build_model("small_cnn", 10, [0.5], [0.25]).eval()
-    smoothed = SmoothedClassifier(model, 10, SIGMA)
-    inputs, batch, phases = torch.rand(16, 1, 28, 28), 2000, (100, 400)
-    gens = lambda: [torch.Generator().manual_seed(i) for i in range(16)]
-    packed = median_time(lambda: smoothed.count_phases(inputs, phases, batch, gens()), repeats)
-    alone = median_time(lambda: [smoothed.count_phases(inputs[i:i + 1], phases, batch, [g]) for i, g in enumerate(gens())], repeats)
-    print(f"\npacking (small_cnn, 16 inputs, n0 = 100, n = 400, batch 2000): one input at a time {alone:.3f} s, "
-          f"packed {packed:.3f} s, gain {alone / packed:.2f}x")
+    print("\npacking several inputs into one forward pass (16 inputs, n0 = 100, n = 100)")
+    print("| model | batch | one input at a time (s) | packed (s) | gain |")
+    print("|---|---|---|---|---|")
+    for arch, batch in (("small_cnn", 1000), ("cifar_resnet20", 1000)):
+        shape = SETTINGS[arch][0]
+        torch.manual_seed(0)
+        model = build_model(arch, 10, [0.5] * shape[0], [0.25] * shape[0]).eval()
+        smoothed = SmoothedClassifier(model, 10, SIGMA)
+        inputs, phases = torch.rand(16, *shape), (100, 100)
+        gens = lambda: [torch.Generator().manual_seed(i) for i in range(16)]
+        times = median_times({
+            "alone": lambda: [smoothed.count_phases(inputs[i:i + 1], phases, batch, [g]) for i, g in enumerate(gens())],
+            "packed": lambda: smoothed.count_phases(inputs, phases, batch, gens()),
+        }, repeats)
+        print(f"| {arch} | {batch} | {times['alone']:.3f} | {times['packed']:.3f} | {times['alone'] / times['packed']:.2f}x |")
 
 
 def bench_fast(arch: str, repeats: int) -> None:
@@ -104,16 +119,14 @@ def bench_fast(arch: str, repeats: int) -> None:
     model = build_model(arch, 10, [0.5] * shape[0], [0.25] * shape[0]).eval()
     x = torch.rand(batch, *shape)
 
-    def throughput(module: torch.nn.Module) -> float:
-        with torch.inference_mode():
-            return batch / median_time(lambda: module(x), repeats)
-
-    base = throughput(model)
-    cells = []
+    variants = {"plain": model}
     for name, options in [("fold_bn", FastOptions(fold_bn=True)), ("channels_last", FastOptions(channels_last=True)),
-                          ("compile", FastOptions(compile=True)), ("fold_bn+channels_last+compile", FastOptions(True, True, True))]:
-        cells.append(f"{throughput(apply_fast_options(model, options)) / base:.2f}x")
-    print(f"| {arch} | {base:,.0f} | " + " | ".join(cells) + " |")
+                          ("compile", FastOptions(compile=True)), ("all", FastOptions(True, True, True))]:
+        variants[name] = apply_fast_options(model, options)
+    with torch.inference_mode():
+        times = median_times({name: (lambda m=module: m(x)) for name, module in variants.items()}, repeats)
+    cells = [f"{times['plain'] / times[name]:.2f}x" for name in variants if name != "plain"]
+    print(f"| {arch} | {batch / times['plain']:,.0f} | " + " | ".join(cells) + " |")
 
 
 PEAK = """
@@ -121,19 +134,22 @@ import resource, sys, torch
 from smoothcert.models import build_model
 from smoothcert.smoothing import SmoothedClassifier
 torch.manual_seed(0)
-model = build_model("small_cnn", 10, [0.5], [0.25]).eval()
-SmoothedClassifier(model, 10, 0.25).certify(torch.rand(1, 28, 28), 100, int(sys.argv[1]), 0.001, batch_size=300, seed=0)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+model = build_model("cifar_resnet20", 10, [0.5] * 3, [0.25] * 3).eval()
+smoothed = SmoothedClassifier(model, 10, 0.25)
+with torch.inference_mode():
+    model(torch.rand(2, 3, 32, 32))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+smoothed.certify(torch.rand(3, 32, 32), 100, int(sys.argv[1]), 0.001, batch_size=200, seed=0)
+print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
 def bench_memory() -> None:
-    peaks = {}
+    print("\npeak memory of certify (cifar_resnet20, batch 200), above the process before it")
     for n in (1_000, 100_000):
         out = subprocess.run([sys.executable, "-c", PEAK, str(n)], capture_output=True, text=True, check=True)
-        peaks[n] = int(out.stdout.split()[-1]) / 1024
-    print(f"\npeak memory of a certify process (small_cnn, batch 300): n = 1,000: {peaks[1_000]:.0f} MiB; "
-          f"n = 100,000: {peaks[100_000]:.0f} MiB")
+        before, after = (int(v) / 1024 for v in out.stdout.split()[-2:])
+        print(f"  n = {n:>7,}: +{after - before:.0f} MiB (process peak {after:.0f} MiB)")
 
 
 def main() -> None:
