@@ -14,7 +14,6 @@ n = 100,000 (it is set by the batch, not by n).
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
 import subprocess
 import sys

@@ -27,6 +27,10 @@ def test_train_certify_round_trip_writes_the_reference_columns(checkpoint, tmp_p
     for row in rows:
         assert row["correct"] == (row["predict"] == row["label"])
         assert (row["radius"] > 0) == (row["predict"] != -1)
+    assert [r["idx"] for r in t_rows] == [r["idx"] for r in rows]
+    for row, t_row in zip(rows, t_rows):  # both take the class that counts0 selects
+        assert t_row["predict"] in (row["predict"], -1) or row["predict"] == -1
+        assert float(t_row["level"]) == 0.001 and int(t_row["samples"]) == 500
 
 
 def test_certify_resumes_and_matches_an_uninterrupted_run(checkpoint, tmp_path):
