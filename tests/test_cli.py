@@ -106,3 +106,12 @@ def test_fast_options_are_recorded_and_keep_the_certificates(checkpoint, tmp_pat
     assert json.loads((tmp_path / "plain.tsv.json").read_text())["fast"]["fold_bn"] is False
     plain, fast = read_results(tmp_path / "plain.tsv"), read_results(tmp_path / "fast.tsv")
     assert [(r["predict"], r["radius"]) for r in plain] == [(r["predict"], r["radius"]) for r in fast]
+
+
+def test_demo_subset_spans_the_classes(tmp_path):
+    from smoothcert.demo import DemoSettings, run_demo
+    from smoothcert.tsv import read_results
+
+    run_demo(DemoSettings(epochs=1, n=100, max_count=20, out_dir=str(tmp_path / "demo")), progress=False)
+    labels = {r["label"] for r in read_results(tmp_path / "demo" / "basic" / "certify.certify.tsv")}
+    assert labels == set(range(10))

@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--lam", type=float, default=0.2)
     demo.add_argument("--epochs", type=int, default=15)
     demo.add_argument("--n", type=int, default=2000)
-    demo.add_argument("--max", type=int, dest="max_count", help="certify at most this many test images (default: all 1,000)")
+    demo.add_argument("--max", type=int, dest="max_count", help="certify this many test images spread over the classes (default: all 1,000)")
     demo.add_argument("--faithful-adre", action="store_true", help="train ADRE without the per-example cap (it diverges on this data)")
     demo.add_argument("--out-dir", default="runs/demo")
     demo.add_argument("--seed", type=int, default=0)

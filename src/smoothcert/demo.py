@@ -53,8 +53,10 @@ def run_demo(settings: DemoSettings, progress: bool = True) -> tuple[str, list[S
             adre_cap=settings.adre_cap, epochs=settings.epochs, seed=settings.seed, out_dir=str(out / "adre")),
     }
     test_set = load_dataset("mnist", "test")
+    # the test split is ordered by class: a subset is every k-th digit, so that it spans the classes
+    skip = max(1, len(test_set) // settings.max_count) if settings.max_count else 1
     certify = CertifySettings(n0=settings.n0, n=settings.n, alpha=settings.alpha, batch_size=settings.batch_size, method="both",
-                              max_count=settings.max_count, seed=settings.seed)
+                              skip=skip, max_count=settings.max_count, seed=settings.seed)
     radii = radii_up_to(settings.sigma, settings.n, settings.alpha)
     summaries = []
     for name, config in models.items():

