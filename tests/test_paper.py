@@ -1,7 +1,8 @@
 import pytest
 
 from smoothcert.evaluate import CertifySettings
-from smoothcert.paper import cell_config, run_cell
+from smoothcert.paper import cell_config
+from smoothcert.pipeline import train_and_certify
 from smoothcert.tsv import read_results
 
 
@@ -22,6 +23,6 @@ def test_table1_cells_use_the_papers_settings():
 def test_a_cell_runs_end_to_end_on_the_cifar_format(tmp_path, cifar_dir):
     config = cell_config("cifar10", 0.25, 0.1, str(cifar_dir), str(tmp_path / "cell"), arch="cifar_resnet20", epochs=1,
                          batch_size=20, workers=0, device="cpu")
-    paths = run_cell(config, CertifySettings(n0=10, n=40, batch_size=40, method="both", skip=2), progress=False)
+    paths = train_and_certify(config, CertifySettings(n0=10, n=40, batch_size=40, method="both", skip=2), progress=False)
     assert set(paths) == {"certify", "tcertify"}
     assert [r["idx"] for r in read_results(paths["tcertify"])] == [0, 2, 4]

@@ -213,13 +213,14 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "paper":
         from smoothcert.analyze import analyze_files, markdown_table
-        from smoothcert.paper import cell_config, run_cell
+        from smoothcert.paper import cell_certify_settings, cell_config
+        from smoothcert.pipeline import train_and_certify
 
         tag = "basic" if args.lam is None else f"l{args.lam:g}"
         extra = {key: value for key, value in (("device", args.device), ("workers", args.workers)) if value is not None}
         config = cell_config(args.dataset, args.sigma, args.lam, args.data_dir,
                              args.out_dir or f"runs/paper/{args.dataset}-s{args.sigma:g}-{tag}", **extra)
-        paths = run_cell(config, progress=not args.quiet)
+        paths = train_and_certify(config, cell_certify_settings(args.dataset), progress=not args.quiet)
         summaries, _ = analyze_files(list(paths.values()), ["CERTIFY", "T-CERTIFY"])
         print(markdown_table(summaries))
         return 0

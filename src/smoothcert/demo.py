@@ -9,12 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from smoothcert.analyze import Summary, markdown_table, summarize
-from smoothcert.checkpoint import load_classifier
 from smoothcert.data import load_dataset
-from smoothcert.evaluate import CertifySettings, certify_dataset
-from smoothcert.smoothing import SmoothedClassifier
+from smoothcert.evaluate import CertifySettings
+from smoothcert.pipeline import train_and_certify
 from smoothcert.stats import cohen_radius, cp_lower
-from smoothcert.train import preset, train
+from smoothcert.train import preset
 from smoothcert.tsv import read_results
 
 
@@ -52,19 +51,15 @@ def run_demo(settings: DemoSettings, progress: bool = True) -> tuple[str, list[S
             "mnist", method="adre", sigma=settings.sigma, k=settings.k, lam=settings.lam, single_draw_per=True,
             adre_cap=settings.adre_cap, epochs=settings.epochs, seed=settings.seed, out_dir=str(out / "adre")),
     }
-    test_set = load_dataset("mnist", "test")
     # the test split is ordered by class: a subset is every k-th digit, so that it spans the classes
-    skip = max(1, len(test_set) // settings.max_count) if settings.max_count else 1
+    skip = max(1, len(load_dataset("mnist", "test")) // settings.max_count) if settings.max_count else 1
     certify = CertifySettings(n0=settings.n0, n=settings.n, alpha=settings.alpha, batch_size=settings.batch_size, method="both",
                               skip=skip, max_count=settings.max_count, seed=settings.seed)
     radii = radii_up_to(settings.sigma, settings.n, settings.alpha)
     summaries = []
     for name, config in models.items():
         started = time.perf_counter()
-        checkpoint = train(config, resume=(Path(config.out_dir) / "checkpoint.pt").is_file(), progress=progress)
-        model, _ = load_classifier(checkpoint)
-        smoothed = SmoothedClassifier(model, num_classes=10, sigma=settings.sigma)
-        paths = certify_dataset(smoothed, test_set, Path(config.out_dir) / "certify.tsv", certify, progress=progress)
+        paths = train_and_certify(config, certify, progress=progress)
         for algorithm, label in (("certify", "CERTIFY"), ("tcertify", "T-CERTIFY")):
             summaries.append(summarize(read_results(paths[algorithm]), f"{name}, {label}", radii, alpha=settings.alpha))
         if progress:

@@ -9,15 +9,10 @@ CERTIFY and T-CERTIFY on the same noise samples.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from smoothcert.checkpoint import load_classifier
-from smoothcert.data import load_dataset
-from smoothcert.distributed import setup_distributed, teardown
-from smoothcert.evaluate import CertifySettings, certify_dataset
-from smoothcert.smoothing import SmoothedClassifier
-from smoothcert.train import TrainConfig, preset, train
+from smoothcert.evaluate import CertifySettings
+from smoothcert.train import TrainConfig, preset
 
 TABLE1 = {
     "cifar10": dict(sigmas=(0.12, 0.25, 0.5, 1.0), lams=(0.1, 0.2, 0.3), k=8, skip=20, batch=1000),
@@ -36,18 +31,7 @@ def cell_config(dataset: str, sigma: float, lam: float | None, data_dir: str, ou
     return preset(dataset, sigma=sigma, data_dir=data_dir, out_dir=out_dir, **{**method, **overrides})
 
 
-def run_cell(config: TrainConfig, certify: CertifySettings | None = None, progress: bool = True) -> dict[str, Path]:
-    """Train (or resume) the cell and certify its test split; returns the TSVs by algorithm.
-    Under ``torchrun`` both steps are shared between the processes."""
-    env = setup_distributed(config.device)
-    checkpoint = train(config, resume=(Path(config.out_dir) / "checkpoint.pt").is_file(), progress=progress)
-    if certify is None:
-        cell = TABLE1[config.dataset]
-        certify = CertifySettings(n0=100, n=100_000, alpha=0.001, batch_size=cell["batch"], method="both", skip=cell["skip"])
-    model, entries = load_classifier(checkpoint, env.device)
-    smoothed = SmoothedClassifier(model, entries["num_classes"], entries["sigma"])
-    dataset = load_dataset(config.dataset, "test", config.data_dir)
-    paths = certify_dataset(smoothed, dataset, Path(config.out_dir) / "certify.tsv", certify, progress=progress and env.main,
-                            rank=env.rank, world=env.world)
-    teardown(env)
-    return paths
+def cell_certify_settings(dataset: str) -> CertifySettings:
+    """How the paper (and the reference code) certifies a Table 1 cell of ``dataset``."""
+    cell = TABLE1[dataset]
+    return CertifySettings(n0=100, n=100_000, alpha=0.001, batch_size=cell["batch"], method="both", skip=cell["skip"])

@@ -28,12 +28,10 @@ from smoothcert.analyze import (
     summary_values,
     table_columns,
 )
-from smoothcert.checkpoint import load_classifier
-from smoothcert.data import load_dataset
-from smoothcert.evaluate import CertifySettings, certify_dataset
+from smoothcert.evaluate import CertifySettings
 from smoothcert.files import write_text_atomic
-from smoothcert.smoothing import SmoothedClassifier
-from smoothcert.train import TrainConfig, TrainingDiverged, preset, train
+from smoothcert.pipeline import train_and_certify
+from smoothcert.train import TrainConfig, TrainingDiverged, preset
 from smoothcert.tsv import read_results
 
 CAP = 6.9
@@ -119,17 +117,13 @@ def _run(cell: Cell, seed: int, plan: StudyPlan, root: Path, progress: bool) -> 
     marker = out / "diverged.txt"
     if marker.is_file():
         return RunResult(None, marker.read_text().strip(), 0.0)
-    config = cell.config(seed, str(out))
+    settings = CertifySettings(n0=plan.n0, n=plan.n, alpha=plan.alpha, batch_size=plan.batch_size, method="both",
+                               skip=plan.test_skip, max_count=plan.test_max, seed=seed)
     try:
-        checkpoint = train(config, resume=(out / "checkpoint.pt").is_file(), progress=progress)
+        paths = train_and_certify(cell.config(seed, str(out)), settings, progress=progress)
     except TrainingDiverged as error:
         write_text_atomic(marker, f"{error}\n")
         return RunResult(None, str(error), time.perf_counter() - started)
-    model, _ = load_classifier(checkpoint)
-    smoothed = SmoothedClassifier(model, num_classes=10, sigma=config.sigma)
-    settings = CertifySettings(n0=plan.n0, n=plan.n, alpha=plan.alpha, batch_size=plan.batch_size, method="both",
-                               skip=plan.test_skip, max_count=plan.test_max, seed=seed)
-    paths = certify_dataset(smoothed, load_dataset("mnist", "test"), out / "certify.tsv", settings, progress=progress)
     return RunResult({name: read_results(path) for name, path in paths.items()}, None, time.perf_counter() - started)
 
 

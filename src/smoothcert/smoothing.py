@@ -74,7 +74,8 @@ class SmoothedClassifier:
     def _prepare(self, x: torch.Tensor, seed: int | None, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Generator | None]:
         if not isinstance(x, torch.Tensor) or not x.is_floating_point():
             raise TypeError(f"x must be a floating-point torch.Tensor holding one input (no batch dimension), got {type(x).__name__}")
-        device = self.device if self.device is not None else x.device
+        model_device = self.device
+        device = model_device if model_device is not None else x.device
         x = x.to(device)
         if seed is not None and generator is not None:
             raise ValueError("pass either seed or generator, not both")
@@ -134,7 +135,9 @@ class SmoothedClassifier:
                         torch.randn(block.shape, generator=generators[i], out=block)
                         block.mul_(self.sigma).add_(inputs[i])
                         filled, stop = filled + size, stop + 1
-                    predictions = torch.cat([self._predict(buffer[a:a + batch_size]) for a in range(0, filled, batch_size)])
+                    batch = buffer[:filled]
+                    predictions = self._predict(batch) if filled <= batch_size else torch.cat(
+                        [self._predict(batch[a:a + batch_size]) for a in range(0, filled, batch_size)])
                     offset = 0
                     for i, p, size in blocks[start:stop]:
                         counts[i, p].index_add_(0, predictions[offset:offset + size], ones[:size])

@@ -1,0 +1,30 @@
+"""Train a base classifier (or resume its training) and certify its test split: the step the
+demo, the study and the paper's cells share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from smoothcert.checkpoint import load_classifier
+from smoothcert.data import load_dataset
+from smoothcert.distributed import setup_distributed, teardown
+from smoothcert.evaluate import CertifySettings, certify_dataset
+from smoothcert.smoothing import SmoothedClassifier
+from smoothcert.train import TrainConfig, train
+
+
+def train_and_certify(config: TrainConfig, certify: CertifySettings, progress: bool = True) -> dict[str, Path]:
+    """Train ``config`` (resuming from ``out_dir/checkpoint.pt`` when it exists), then certify
+    the test split into ``out_dir/certify.tsv`` (one file per algorithm, see
+    :func:`smoothcert.evaluate.output_paths`); returns the TSVs by algorithm. Under ``torchrun``
+    both steps are shared between the processes. Raises :class:`smoothcert.train.TrainingDiverged`
+    when the loss stops being finite."""
+    env = setup_distributed(config.device)
+    checkpoint = train(config, resume=(Path(config.out_dir) / "checkpoint.pt").is_file(), progress=progress)
+    model, entries = load_classifier(checkpoint, env.device)
+    smoothed = SmoothedClassifier(model, entries["num_classes"], entries["sigma"])
+    dataset = load_dataset(config.dataset, "test", config.data_dir)
+    paths = certify_dataset(smoothed, dataset, Path(config.out_dir) / "certify.tsv", certify, progress=progress and env.main,
+                            rank=env.rank, world=env.world)
+    teardown(env)
+    return paths
