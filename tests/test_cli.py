@@ -4,7 +4,7 @@ import sys
 import pytest
 
 from smoothcert.cli import main
-from smoothcert.tsv import CERTIFY_COLUMNS, read_results
+from smoothcert.tsv import CERTIFY_COLUMNS, ResultsFile, read_results
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def test_certify_resumes_and_matches_an_uninterrupted_run(checkpoint, tmp_path):
     assert main([*base, "--outfile", str(tmp_path / "part.tsv"), "--max", "3"]) == 0
     with (tmp_path / "part.tsv").open("a") as handle:
         handle.write("3\t7\t7\t0.1")  # a row cut off mid-write
-    assert main([*base, "--outfile", str(tmp_path / "part.tsv"), "--max", "6"]) == 0
+    assert main([*base, "--outfile", str(tmp_path / "part.tsv"), "--max", "6", "--resume"]) == 0
     strip = lambda path: [{k: v for k, v in r.items() if k != "time"} for r in read_results(path)]
     assert strip(tmp_path / "part.tsv") == strip(tmp_path / "whole.tsv")
 
@@ -56,7 +56,7 @@ def test_errors_are_reported_without_a_traceback(tmp_path, capsys):
     assert "no checkpoint" in capsys.readouterr().err
     (tmp_path / "junk.pt").write_bytes(b"junk")
     assert main(["certify", "--checkpoint", str(tmp_path / "junk.pt"), "--outfile", str(tmp_path / "x.tsv")]) == 2
-    assert "not a readable smoothcert checkpoint" in capsys.readouterr().err
+    assert "is not a readable checkpoint" in capsys.readouterr().err
     assert main(["train", "--method", "adre", "--out-dir", str(tmp_path / "t"), "--quiet"]) == 2
     assert "needs lam > 0" in capsys.readouterr().err
 
@@ -65,7 +65,10 @@ def test_other_columns_in_an_existing_output_are_refused(checkpoint, tmp_path, c
     outfile = tmp_path / "other.tsv"
     outfile.write_text("a\tb\n1\t2\n")
     assert main(["certify", "--checkpoint", str(checkpoint), "--outfile", str(outfile), "--n", "100", "--max", "1", "--quiet"]) == 2
-    assert "other columns" in capsys.readouterr().err
+    assert "already holds results" in capsys.readouterr().err
+    assert outfile.read_text() == "a\tb\n1\t2\n"
+    with pytest.raises(ValueError, match="other columns"):
+        ResultsFile(outfile, CERTIFY_COLUMNS)
     assert tuple(CERTIFY_COLUMNS[:6]) == ("idx", "label", "predict", "radius", "correct", "time")
 
 
@@ -102,7 +105,7 @@ def test_fast_options_are_recorded_and_keep_the_certificates(checkpoint, tmp_pat
     assert main([*base, "--outfile", str(tmp_path / "fast.tsv"), "--fold-bn", "--channels-last"]) == 0
     record = json.loads((tmp_path / "fast.tsv.json").read_text())
     assert record["fast"] == {"fold_bn": True, "channels_last": True, "compile": False, "bf16": False}
-    assert record["settings"]["n"] == 500 and record["checkpoint"] == str(checkpoint)
+    assert record["n"] == 500 and record["checkpoint"] == str(checkpoint)
     assert json.loads((tmp_path / "plain.tsv.json").read_text())["fast"]["fold_bn"] is False
     plain, fast = read_results(tmp_path / "plain.tsv"), read_results(tmp_path / "fast.tsv")
     assert [(r["predict"], r["radius"]) for r in plain] == [(r["predict"], r["radius"]) for r in fast]

@@ -22,7 +22,7 @@ states the ``1.9 alpha`` it guarantees; ``selection="first_stage"`` picks one sp
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal, Sequence, get_args
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -38,6 +38,8 @@ PAPER_GRID = tuple(round(0.1 * i, 1) for i in range(1, 11))
 
 Selection = Literal["corrected", "paper", "first_stage"]
 Abstention = Literal["half", "runner_up"]
+SELECTIONS: tuple[str, ...] = get_args(Selection)
+ABSTENTIONS: tuple[str, ...] = get_args(Abstention)
 
 
 @dataclass(frozen=True)
@@ -148,7 +150,8 @@ def grid_level(grid: Sequence[float]) -> float:
     return max(grid) + 1.0 - min(grid)
 
 
-def _check_grid(grid: Sequence[float]) -> tuple[float, ...]:
+def check_grid(grid: Sequence[float]) -> tuple[float, ...]:
+    """The grid of ``alpha' / alpha`` as floats, refused unless each lies in (0, 1]."""
     values = tuple(float(g) for g in grid)
     if not values or any(not 0 < g <= 1 for g in values):
         raise ValueError(f"grid must be a non-empty list of fractions alpha'/alpha in (0, 1], got {list(grid)}")
@@ -212,8 +215,8 @@ def t_certify_from_counts(
     below 1/2 when the others share the remaining mass.
     """
     alpha, sigma = _check_level(alpha), _check_sigma(sigma)
-    fractions = _check_grid(grid)
-    if abstain not in ("half", "runner_up"):
+    fractions = check_grid(grid)
+    if abstain not in ABSTENTIONS:
         raise ValueError(f"abstain must be 'half' or 'runner_up', got {abstain!r}")
     counts0_arr = _as_count_vector(counts0, "counts0")
     counts_arr = _as_count_vector(counts, "counts", num_classes=len(counts0_arr))

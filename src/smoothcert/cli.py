@@ -32,8 +32,14 @@ def _flag(name: str) -> str:
 
 
 def _add_selection(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="a checkpoint written by smoothcert train")
-    parser.add_argument("--outfile", required=True, help="the TSV to write (appended to and resumed if it exists)")
+    parser.add_argument("--checkpoint", required=True,
+                        help="a checkpoint written by smoothcert train, or one released by Cohen et al. or Salman et al.")
+    parser.add_argument("--sigma", type=float,
+                        help="noise level to smooth at (default: the checkpoint's; required for released checkpoints, which do not record it)")
+    parser.add_argument("--dataset", help="the data the checkpoint classifies (default: the checkpoint's, or for a released one "
+                        "cifar10/imagenet by its architecture)")
+    parser.add_argument("--outfile", required=True, help="the TSV to write; OUTFILE.json beside it records the settings")
+    parser.add_argument("--resume", action="store_true", help="continue OUTFILE if it holds rows (the settings must match its OUTFILE.json)")
     parser.add_argument("--split", default="test", choices=["train", "test"])
     parser.add_argument("--data-dir", help="dataset folder, if the checkpoint's dataset is read from one")
     parser.add_argument("--alpha", type=float, default=0.001)
@@ -122,16 +128,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _smoothed(args: argparse.Namespace, device, fast=None):
+    """The smoothed classifier of ``--checkpoint``, the split to evaluate, and what the results
+    file records about them."""
     from smoothcert.checkpoint import load_classifier
     from smoothcert.data import load_dataset
-    from smoothcert.fast import apply_fast_options
+    from smoothcert.evaluate import source_record
+    from smoothcert.fast import apply_fast_options, describe
     from smoothcert.smoothing import SmoothedClassifier
 
-    model, entries = load_classifier(args.checkpoint, device)
+    model, entries = load_classifier(args.checkpoint, device, sigma=args.sigma, dataset=args.dataset)
     if fast is not None:
         model = apply_fast_options(model, fast)
     dataset = load_dataset(entries["dataset"], args.split, args.data_dir)
-    return SmoothedClassifier(model, entries["num_classes"], entries["sigma"]), dataset
+    metadata = source_record(args.checkpoint, entries["dataset"], args.split, device)
+    if fast is not None:
+        metadata["fast"] = describe(fast)
+    return SmoothedClassifier(model, entries["num_classes"], entries["sigma"]), dataset, metadata
 
 
 def _fast_options(args: argparse.Namespace, device):
@@ -180,17 +192,14 @@ def _run(args: argparse.Namespace) -> int:
         from smoothcert.distributed import setup_distributed, teardown
         from smoothcert.evaluate import CertifySettings, certify_dataset
 
-        from smoothcert.fast import describe
-
         env = setup_distributed(args.device)
         fast = _fast_options(args, env.device)
-        smoothed, dataset = _smoothed(args, env.device, fast)
+        smoothed, dataset, metadata = _smoothed(args, env.device, fast)
         settings = CertifySettings(n0=args.n0, n=args.n, alpha=args.alpha, batch_size=args.batch, method=args.method, grid=args.grid,
                                    selection=args.selection, abstain=args.abstain, skip=args.skip, max_count=args.max_count, seed=args.seed,
                                    target_radius=args.target_radius, stages=args.stages)
-        metadata = {"checkpoint": str(args.checkpoint), "split": args.split, "device": str(env.device), "fast": describe(fast)}
         paths = certify_dataset(smoothed, dataset, args.outfile, settings, progress=not args.quiet and env.main, rank=env.rank,
-                                world=env.world, metadata=metadata)
+                                world=env.world, metadata=metadata, resume=args.resume)
         teardown(env)
         if env.main:
             for path in paths.values():
@@ -229,9 +238,9 @@ def _run(args: argparse.Namespace) -> int:
 
         from smoothcert.evaluate import predict_dataset
 
-        smoothed, dataset = _smoothed(args, args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        smoothed, dataset, metadata = _smoothed(args, args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         path = predict_dataset(smoothed, dataset, args.outfile, args.n, args.alpha, args.batch, args.skip, args.max_count, args.seed,
-                               progress=not args.quiet)
+                               progress=not args.quiet, metadata=metadata, resume=args.resume)
         print(f"wrote {path}")
         return 0
     raise AssertionError(args.command)

@@ -7,7 +7,7 @@ sharded or subset run gives each example the numbers one uninterrupted run gives
 
 from __future__ import annotations
 
-import json
+import math
 import time
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
@@ -20,11 +20,13 @@ import torch.distributed as dist
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from smoothcert import __version__
-from smoothcert.certify import ABSTAIN, PAPER_GRID, Certificate, certify_from_counts, predict_from_counts, t_certify_from_counts
+from smoothcert.certify import (ABSTAIN, ABSTENTIONS, PAPER_GRID, SELECTIONS, Certificate, certify_from_counts, check_grid,
+                               predict_from_counts, t_certify_from_counts)
 from smoothcert.seeding import CERTIFY_NOISE, generator_for
 from smoothcert.smoothing import SmoothedClassifier
+from smoothcert.checkpoint import file_digest
 from smoothcert.files import write_text_atomic
+from smoothcert.resume import prepare_outputs
 from smoothcert.tsv import CERTIFY_COLUMNS, PREDICT_COLUMNS, ResultsFile, completed_indices
 
 METHODS = ("certify", "tcertify", "both")
@@ -50,19 +52,40 @@ class CertifySettings:
     stages: int = 5
 
     def validate(self) -> "CertifySettings":
+        """Refuse settings no run could use, naming each problem and what is expected."""
+        problems = []
         if self.method not in METHODS:
-            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        if self.skip < 1:
-            raise ValueError(f"skip must be a positive step between certified examples, got {self.skip}")
-        if self.max_count is not None and self.max_count < 1:
-            raise ValueError(f"max must be a positive number of examples, got {self.max_count}")
-        if self.n0 < 1 or self.n < 1:
-            raise ValueError(f"n0 and n must be positive, got {self.n0} and {self.n}")
+            problems.append(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        for name in ("n0", "n", "batch_size", "skip", "stages"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                problems.append(f"{name} must be a positive integer, got {value!r}")
+        if self.max_count is not None and (not isinstance(self.max_count, int) or self.max_count < 1):
+            problems.append(f"max (max_count) must be a positive number of examples, got {self.max_count!r}")
         if not 0 < self.alpha < 1:
-            raise ValueError(f"alpha must lie strictly between 0 and 1, got {self.alpha}")
-        if self.target_radius is not None and (self.method != "certify" or self.target_radius <= 0):
-            raise ValueError(f"early stopping (target_radius) needs method 'certify' and a positive radius, got {self.method!r} and {self.target_radius}")
+            problems.append(f"alpha must lie strictly between 0 and 1, got {self.alpha}")
+        try:
+            check_grid(self.grid)
+        except (TypeError, ValueError) as error:
+            problems.append(str(error))
+        if self.selection not in SELECTIONS:
+            problems.append(f"selection must be one of {', '.join(SELECTIONS)}, got {self.selection!r}")
+        if self.abstain not in ABSTENTIONS:
+            problems.append(f"abstain must be one of {', '.join(ABSTENTIONS)}, got {self.abstain!r}")
+        if self.target_radius is not None and (self.method != "certify" or not 0 < self.target_radius < math.inf):
+            problems.append(f"early stopping (target_radius) needs method 'certify' and a positive finite radius, "
+                            f"got {self.method!r} and {self.target_radius}")
+        if problems:
+            raise ValueError("invalid certification settings: " + "; ".join(problems))
         return self
+
+
+def source_record(checkpoint: str | Path, dataset: str, split: str, device: torch.device | str) -> dict:
+    """What a results file records about where its rows come from: the checkpoint (its path,
+    and its SHA-256, which a resumed run must match), the dataset split and the device (whose
+    type sets the noise stream)."""
+    return {"checkpoint": str(checkpoint), "checkpoint_sha256": file_digest(checkpoint), "dataset": dataset, "split": split,
+            "device": str(device), "device_type": torch.device(device).type}
 
 
 def selected_indices(size: int, skip: int, max_count: int | None) -> list[int]:
@@ -116,10 +139,15 @@ def _merge_shards(path: Path, world: int, columns: Sequence[str]) -> None:
 
 def certify_dataset(
     smoothed: SmoothedClassifier, dataset: Dataset, outfile: str | Path, settings: CertifySettings, progress: bool = True,
-    rank: int = 0, world: int = 1, metadata: dict | None = None,
+    rank: int = 0, world: int = 1, metadata: dict | None = None, resume: bool = False,
 ) -> dict[str, Path]:
     """Certify the selected examples of ``dataset`` and append a row per example to the TSV(s)
-    of :func:`output_paths`; examples already there are skipped (resume). Returns the paths.
+    of :func:`output_paths`; returns the paths. Each row is flushed as it is written.
+
+    With ``resume``, an output that already holds rows is continued: examples already there are
+    skipped, a partial last row (a run killed mid-write) is dropped, and the settings must agree
+    with those recorded beside it (:func:`smoothcert.resume.prepare_outputs`). Without it, an
+    output that holds rows is refused.
 
     Inputs whose ``n0 + n`` samples are fewer than ``batch_size`` are certified several at a time,
     their noise packed into shared forward passes (:meth:`SmoothedClassifier.count_phases`; the
@@ -128,16 +156,14 @@ def certify_dataset(
     the selected examples ``rank, rank + world, ...`` into a shard file beside each output, and
     process 0 merges the shards, sorted by ``idx``, once every process is done.
 
-    Beside each TSV, ``<TSV>.json`` records the settings, ``metadata`` (the checkpoint, the fast
-    options the classifier ran with, ...) and the software versions.
+    Beside each TSV, ``<TSV>.json`` records the settings, sigma, ``metadata`` (the checkpoint's
+    digest, dataset, split, device type, the fast options the classifier ran with, ...) and the
+    software versions.
     """
     settings.validate()
     paths = output_paths(outfile, settings.method)
-    if rank == 0:
-        record = {"settings": {**asdict(settings), "grid": list(settings.grid)}, "sigma": smoothed.sigma, "world": world,
-                  "torch": torch.__version__, "smoothcert": __version__, **(metadata or {})}
-        for path in paths.values():
-            write_text_atomic(path.with_name(path.name + ".json"), json.dumps(record, indent=2) + "\n")
+    record = {**asdict(settings), "grid": list(settings.grid), "sigma": smoothed.sigma, "world": world, **(metadata or {})}
+    _prepare_on_first(paths.values(), record, resume, rank, world)
     device = smoothed.device or torch.device("cpu")
     done = set.intersection(*(completed_indices(path, CERTIFY_COLUMNS) for path in paths.values())) if rank == 0 else None
     if world > 1:
@@ -183,6 +209,20 @@ def certify_dataset(
     return paths
 
 
+def _prepare_on_first(paths, record: dict, resume: bool, rank: int, world: int) -> None:
+    """:func:`prepare_outputs` on process 0; its refusal is raised on every process."""
+    problem = None
+    if rank == 0:
+        try:
+            prepare_outputs(paths, record, resume)
+        except ValueError as error:
+            problem = str(error)
+    if world > 1:
+        problem = _broadcast(problem)
+    if problem is not None:
+        raise ValueError(problem)
+
+
 def _broadcast(value: object) -> object:
     """``value`` of process 0, on every process."""
     holder = [value]
@@ -192,9 +232,15 @@ def _broadcast(value: object) -> object:
 
 def predict_dataset(
     smoothed: SmoothedClassifier, dataset: Dataset, outfile: str | Path, n: int, alpha: float, batch_size: int = 1000,
-    skip: int = 1, max_count: int | None = None, seed: int = 0, progress: bool = True,
+    skip: int = 1, max_count: int | None = None, seed: int = 0, progress: bool = True, metadata: dict | None = None,
+    resume: bool = False,
 ) -> Path:
-    """Cohen et al.'s PREDICT on the selected examples, one TSV row each (resumable)."""
+    """Cohen et al.'s PREDICT on the selected examples, one TSV row each, with the settings
+    recorded and checked on ``resume`` as in :func:`certify_dataset`."""
+    CertifySettings(n0=1, n=n, alpha=alpha, batch_size=batch_size, skip=skip, max_count=max_count).validate()
+    record = dict(n=n, alpha=alpha, batch_size=batch_size, skip=skip, max_count=max_count, seed=seed, sigma=smoothed.sigma,
+                  **(metadata or {}))
+    prepare_outputs([Path(outfile)], record, resume)
     indices = selected_indices(len(dataset), skip, max_count)
     device = smoothed.device or torch.device("cpu")
     with ResultsFile(outfile, PREDICT_COLUMNS) as results:

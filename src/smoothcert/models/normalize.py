@@ -18,8 +18,10 @@ class Normalize(torch.nn.Module):
         super().__init__()
         if len(mean) != len(std) or any(s <= 0 for s in std):
             raise ValueError(f"mean and std need one entry per channel and positive std, got {mean} and {std}")
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        # constants of the dataset, not learned: kept out of the state dict, as in the released
+        # checkpoints of Cohen et al., whose model keys therefore all start with "1."
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
