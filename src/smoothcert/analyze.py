@@ -50,10 +50,14 @@ def abstention_rate(rows: Sequence[dict[str, Any]]) -> float:
     return float(np.mean([int(r["predict"]) == ABSTAIN for r in rows]))
 
 
-def accuracy_lower_bound(accuracy: np.ndarray, m: int, alpha: float, rho: float) -> np.ndarray:
-    """Cohen et al.'s bound on the true certified accuracy, holding with probability ``1 - rho``."""
+def _check_levels(alpha: float, rho: float) -> None:
     if not (0 < alpha < 1 and 0 < rho < 1):
         raise ValueError(f"alpha and rho must lie strictly between 0 and 1, got {alpha} and {rho}")
+
+
+def accuracy_lower_bound(accuracy: np.ndarray, m: int, alpha: float, rho: float) -> np.ndarray:
+    """Cohen et al.'s bound on the true certified accuracy, holding with probability ``1 - rho``."""
+    _check_levels(alpha, rho)
     log_term = math.log(1 / rho)
     return accuracy - alpha - math.sqrt(alpha * (1 - alpha) * log_term / m) - log_term / (3 * m)
 
@@ -211,6 +215,9 @@ def analyze_files(paths: Sequence[str | Path], labels: Sequence[str] | None = No
     ``.png`` and ``.pdf`` there."""
     if labels is not None and len(labels) != len(paths):
         raise ValueError(f"got {len(labels)} labels for {len(paths)} files; give one label per file")
+    if not radii or not all(0 <= r < math.inf for r in radii):
+        raise ValueError(f"radii must be non-negative finite numbers, got {list(radii)}")
+    _check_levels(alpha, rho)
     names = list(labels) if labels is not None else [Path(p).stem for p in paths]
     results = [read_results(p) for p in paths]
     summaries = [summarize(rows, n, radii, alpha, rho) for rows, n in zip(results, names)]

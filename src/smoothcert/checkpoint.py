@@ -1,6 +1,7 @@
 """Checkpoints: a dict of plain values and tensors, written atomically and read back with
 ``torch.load(..., weights_only=True)``, which builds only tensors and plain containers and
-refuses any pickle that would call other code.
+refuses any pickle that would call other code; a file in torch's zip format is first checked
+part by part against its CRC-32s, since torch reads damaged tensor data without complaint.
 
 Ours hold ``format``, ``arch``, ``dataset``, ``num_classes``, ``sigma``, ``method``, ``hparams``
 (the whole training configuration), ``state_dict`` (of ``Sequential(Normalize, net)``),
@@ -18,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ import torch
 from smoothcert.data import dataset_info
 from smoothcert.files import torch_save_atomic
 from smoothcert.models import build_model
+from smoothcert.smoothing import SmoothedClassifier
 
 FORMAT = "smoothcert-checkpoint-2"
 REQUIRED = ("arch", "dataset", "num_classes", "sigma", "method", "hparams", "state_dict", "epoch")
@@ -40,10 +43,26 @@ def save_checkpoint(path: str | Path, **entries: Any) -> Path:
     return torch_save_atomic({"format": FORMAT, **entries}, path)
 
 
+def _check_integrity(path: Path) -> None:
+    """Refuse a truncated or damaged file in torch's zip format: torch itself reads damaged
+    tensor data without complaint, so every part is checked against the CRC-32 the zip holds."""
+    with path.open("rb") as stream:
+        if stream.read(4) != b"PK\x03\x04":
+            return  # torch's legacy format (as in the 2019 releases): torch.load checks its structure
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, OSError) as error:
+        raise ValueError(f"{path} is truncated or damaged ({error}); expected a complete file written by torch.save") from None
+    if damaged is not None:
+        raise ValueError(f"{path} is corrupt: its part {damaged} fails its CRC-32 check; expected an intact file written by torch.save")
+
+
 def _read(path: str | Path, map_location: str | torch.device) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}" + (" (it is a folder)" if path.is_dir() else ""))
+    _check_integrity(path)
     try:
         entries = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises several types for a truncated, corrupt or unsafe file
@@ -142,3 +161,13 @@ def load_classifier(
     model = build_model(entries["arch"], entries["num_classes"], info.mean, info.std)
     _fit(model, entries["state_dict"], path, entries["arch"], entries["num_classes"])
     return model.to(device).eval(), entries
+
+
+def load_smoothed(
+    path: str | Path, device: str | torch.device = "cpu", sigma: float | None = None, dataset: str | None = None,
+) -> tuple[SmoothedClassifier, dict[str, Any]]:
+    """The smoothed classifier of a checkpoint (see :func:`load_classifier` for ``sigma`` and
+    ``dataset``), refusing inputs that are not of its dataset's shape or not pixels in [0, 1]."""
+    model, entries = load_classifier(path, device, sigma=sigma, dataset=dataset)
+    info = dataset_info(entries["dataset"])
+    return SmoothedClassifier(model, entries["num_classes"], entries["sigma"], input_shape=info.input_shape, input_range=(0.0, 1.0)), entries

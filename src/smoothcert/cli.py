@@ -52,8 +52,15 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Reports a usage error in one line (the problem, and where to read what is expected)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="smoothcert", description="Certified l2 robustness by randomized smoothing.")
+    parser = _Parser(prog="smoothcert", description="Certified l2 robustness by randomized smoothing.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="train Basic and ADRE_REG on the embedded MNIST digits, certify, print the table")
@@ -130,20 +137,19 @@ def build_parser() -> argparse.ArgumentParser:
 def _smoothed(args: argparse.Namespace, device, fast=None):
     """The smoothed classifier of ``--checkpoint``, the split to evaluate, and what the results
     file records about them."""
-    from smoothcert.checkpoint import load_classifier
+    from smoothcert.checkpoint import load_smoothed
     from smoothcert.data import load_dataset
     from smoothcert.evaluate import source_record
     from smoothcert.fast import apply_fast_options, describe
-    from smoothcert.smoothing import SmoothedClassifier
 
-    model, entries = load_classifier(args.checkpoint, device, sigma=args.sigma, dataset=args.dataset)
+    smoothed, entries = load_smoothed(args.checkpoint, device, sigma=args.sigma, dataset=args.dataset)
     if fast is not None:
-        model = apply_fast_options(model, fast)
+        smoothed.base_classifier = apply_fast_options(smoothed.base_classifier, fast)
     dataset = load_dataset(entries["dataset"], args.split, args.data_dir)
     metadata = source_record(args.checkpoint, entries["dataset"], args.split, device)
     if fast is not None:
         metadata["fast"] = describe(fast)
-    return SmoothedClassifier(model, entries["num_classes"], entries["sigma"]), dataset, metadata
+    return smoothed, dataset, metadata
 
 
 def _fast_options(args: argparse.Namespace, device):
@@ -158,8 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _run(args)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"smoothcert {args.command}: error: {error}", file=sys.stderr)
+    except (ValueError, OSError, FloatingPointError) as error:  # bad input, files, a diverged training run
+        print(f"smoothcert {args.command}: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
 
 
@@ -192,12 +198,12 @@ def _run(args: argparse.Namespace) -> int:
         from smoothcert.distributed import setup_distributed, teardown
         from smoothcert.evaluate import CertifySettings, certify_dataset
 
+        settings = CertifySettings(n0=args.n0, n=args.n, alpha=args.alpha, batch_size=args.batch, method=args.method, grid=args.grid,
+                                   selection=args.selection, abstain=args.abstain, skip=args.skip, max_count=args.max_count, seed=args.seed,
+                                   target_radius=args.target_radius, stages=args.stages).validate()
         env = setup_distributed(args.device)
         fast = _fast_options(args, env.device)
         smoothed, dataset, metadata = _smoothed(args, env.device, fast)
-        settings = CertifySettings(n0=args.n0, n=args.n, alpha=args.alpha, batch_size=args.batch, method=args.method, grid=args.grid,
-                                   selection=args.selection, abstain=args.abstain, skip=args.skip, max_count=args.max_count, seed=args.seed,
-                                   target_radius=args.target_radius, stages=args.stages)
         paths = certify_dataset(smoothed, dataset, args.outfile, settings, progress=not args.quiet and env.main, rank=env.rank,
                                 world=env.world, metadata=metadata, resume=args.resume)
         teardown(env)
@@ -234,11 +240,10 @@ def _run(args: argparse.Namespace) -> int:
         print(markdown_table(summaries))
         return 0
     if args.command == "predict":
-        import torch
-
+        from smoothcert.distributed import resolve_device
         from smoothcert.evaluate import predict_dataset
 
-        smoothed, dataset, metadata = _smoothed(args, args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        smoothed, dataset, metadata = _smoothed(args, resolve_device(args.device))
         path = predict_dataset(smoothed, dataset, args.outfile, args.n, args.alpha, args.batch, args.skip, args.max_count, args.seed,
                                progress=not args.quiet, metadata=metadata, resume=args.resume)
         print(f"wrote {path}")

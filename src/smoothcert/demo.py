@@ -11,6 +11,7 @@ from pathlib import Path
 from smoothcert.analyze import Summary, markdown_table, summarize
 from smoothcert.data import load_dataset
 from smoothcert.evaluate import CertifySettings
+from smoothcert.files import ensure_writable_folder
 from smoothcert.pipeline import train_and_certify
 from smoothcert.stats import cohen_radius, cp_lower
 from smoothcert.train import preset
@@ -41,8 +42,11 @@ class DemoSettings:
 
 
 def run_demo(settings: DemoSettings, progress: bool = True) -> tuple[str, list[Summary]]:
-    """Returns the Markdown table and the summaries behind it."""
+    """Returns the Markdown table and the summaries behind it. Every setting is checked before
+    any training starts."""
     out = Path(settings.out_dir)
+    if settings.max_count is not None and (isinstance(settings.max_count, bool) or settings.max_count < 1):
+        raise ValueError(f"max must be a positive number of test digits, got {settings.max_count!r}")
     cap = f", cap {settings.adre_cap:g}" if settings.adre_cap is not None else ""
     models = {
         "Basic": preset("mnist", method="basic", sigma=settings.sigma, epochs=settings.epochs, seed=settings.seed,
@@ -55,6 +59,10 @@ def run_demo(settings: DemoSettings, progress: bool = True) -> tuple[str, list[S
     skip = max(1, len(load_dataset("mnist", "test")) // settings.max_count) if settings.max_count else 1
     certify = CertifySettings(n0=settings.n0, n=settings.n, alpha=settings.alpha, batch_size=settings.batch_size, method="both",
                               skip=skip, max_count=settings.max_count, seed=settings.seed)
+    for config in models.values():
+        config.validate()
+    certify.validate()
+    ensure_writable_folder(out)
     radii = radii_up_to(settings.sigma, settings.n, settings.alpha)
     summaries = []
     for name, config in models.items():

@@ -26,13 +26,31 @@ class Distributed:
         return self.rank == 0
 
 
+def resolve_device(device: str | None) -> torch.device:
+    """``device`` as a torch device (CUDA if available when None), refused unless it exists here."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device {device!r} is not a device name; expected cpu, cuda or cuda:<index>") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but this machine has no CUDA device; use --device cpu")
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r} asked for, but this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if resolved.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {device!r} is not supported; expected cpu, cuda or cuda:<index>")
+    return resolved
+
+
 def setup_distributed(device: str | None) -> Distributed:
     """Join the process group that ``torchrun`` describes (nccl on CUDA, gloo on the CPU),
     unless it is already joined; each process takes the GPU of its local rank."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    cuda = torch.cuda.is_available() if device is None else device.startswith("cuda")
+    resolved = resolve_device(device)
+    cuda = resolved.type == "cuda"
     if world == 1:
-        return Distributed(device=torch.device(device or ("cuda" if cuda else "cpu")))
+        return Distributed(device=resolved)
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     owns_group = not dist.is_initialized()
     if owns_group:

@@ -64,6 +64,8 @@ class CertifySettings:
             problems.append(f"max (max_count) must be a positive number of examples, got {self.max_count!r}")
         if not 0 < self.alpha < 1:
             problems.append(f"alpha must lie strictly between 0 and 1, got {self.alpha}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            problems.append(f"seed must be a non-negative integer, got {self.seed!r}")
         try:
             check_grid(self.grid)
         except (TypeError, ValueError) as error:

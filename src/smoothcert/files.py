@@ -1,5 +1,6 @@
-"""Atomic file writes: write to a temporary file beside the target, then rename over it, so a
-reader (or a resumed run) never sees a half-written file."""
+"""Atomic file writes: write to a temporary file beside the target, fsync it, rename it over the
+target, sync the folder. A reader (or a resumed run) sees the old file or the new one, never a
+half-written one, even when the writer is killed mid-write."""
 
 from __future__ import annotations
 
@@ -11,10 +12,30 @@ from typing import Any, Callable, IO
 import torch
 
 
+def _unwritable(target: Path, error: OSError) -> OSError:
+    return OSError(error.errno, f"cannot write {target} ({error.strerror}); expected a path in a folder that can be created and written")
+
+
+def ensure_writable_folder(path: str | Path) -> Path:
+    """Create the folder ``path`` if needed and check that files can be written in it, so that a
+    long run fails at its start rather than at its first save."""
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise _unwritable(folder, error) from None
+    return folder
+
+
 def _atomic(path: str | Path, mode: str, write: Callable[[IO[Any]], None]) -> Path:
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as error:
+        raise _unwritable(target, error) from None
     try:
         os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes the file private; give it the usual mode
         with os.fdopen(handle, mode) as stream:
@@ -22,10 +43,25 @@ def _atomic(path: str | Path, mode: str, write: Callable[[IO[Any]], None]) -> Pa
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, target)
+        _sync_folder(target.parent)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
     return target
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (where the system lets a folder be opened)."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass  # some file systems do not sync folders
+    finally:
+        os.close(descriptor)
 
 
 def _umask() -> int:

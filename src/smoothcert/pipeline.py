@@ -5,25 +5,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from smoothcert.checkpoint import load_classifier
+from smoothcert.checkpoint import load_smoothed
 from smoothcert.data import load_dataset
 from smoothcert.distributed import setup_distributed, teardown
 from smoothcert.evaluate import CertifySettings, certify_dataset, source_record
-from smoothcert.smoothing import SmoothedClassifier
 from smoothcert.train import TrainConfig, train
 
 
 def train_and_certify(config: TrainConfig, certify: CertifySettings, progress: bool = True) -> dict[str, Path]:
     """Train ``config`` (resuming from ``out_dir/checkpoint.pt`` when it exists), then certify
-    the test split into ``out_dir/certify.tsv`` (resumed when it holds rows made with the same
-    checkpoint and settings, refused when they differ) (one file per algorithm, see
-    :func:`smoothcert.evaluate.output_paths`); returns the TSVs by algorithm. Under ``torchrun``
+    the test split into ``out_dir/certify.tsv`` (one file per algorithm, see
+    :func:`smoothcert.evaluate.output_paths`; resumed when they hold rows made with the same
+    checkpoint and settings, refused when those differ); returns the TSVs by algorithm. Under ``torchrun``
     both steps are shared between the processes. Raises :class:`smoothcert.train.TrainingDiverged`
     when the loss stops being finite."""
     env = setup_distributed(config.device)
     checkpoint = train(config, resume=(Path(config.out_dir) / "checkpoint.pt").is_file(), progress=progress)
-    model, entries = load_classifier(checkpoint, env.device)
-    smoothed = SmoothedClassifier(model, entries["num_classes"], entries["sigma"])
+    smoothed, _ = load_smoothed(checkpoint, env.device)
     dataset = load_dataset(config.dataset, "test", config.data_dir)
     metadata = source_record(checkpoint, config.dataset, "test", env.device)
     paths = certify_dataset(smoothed, dataset, Path(config.out_dir) / "certify.tsv", certify, progress=progress and env.main,

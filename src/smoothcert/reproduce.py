@@ -29,7 +29,7 @@ from smoothcert.analyze import (
     table_columns,
 )
 from smoothcert.evaluate import CertifySettings
-from smoothcert.files import write_text_atomic
+from smoothcert.files import ensure_writable_folder, write_text_atomic
 from smoothcert.pipeline import train_and_certify
 from smoothcert.train import TrainConfig, TrainingDiverged, preset
 from smoothcert.tsv import read_results
@@ -148,7 +148,7 @@ def _gain(name: str, results: list[RunResult], radii: tuple[float, ...], alpha: 
 
 def run_study(plan: StudyPlan, out_dir: str | Path, progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Path]:
     """Run (or resume) the study and write its tables and figures to ``out_dir``; returns them by name."""
-    root = Path(out_dir)
+    root = ensure_writable_folder(out_dir)
     started = time.perf_counter()
     columns = table_columns(plan.radii)
     fine = tuple(np.round(np.arange(0.0, max(plan.radii) + PLOT_STEP / 2, PLOT_STEP), 6))

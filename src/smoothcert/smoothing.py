@@ -7,6 +7,7 @@ This is the model side: it draws noise and counts predictions, and hands the cou
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
@@ -49,9 +50,15 @@ class SmoothedClassifier:
     in page faults); on a GPU, as large as memory allows.
     Pass ``seed`` (or a ``torch.Generator`` on the model's device) for reproducible certificates.
     The model is put in eval mode for the call and its mode restored afterwards.
+
+    Inputs must be finite. With ``input_shape`` (e.g. ``(3, 32, 32)``) and ``input_range`` (e.g.
+    ``(0.0, 1.0)``, pixel space, where the radius is meant), inputs of another shape or with
+    values outside the range (say, images already standardized) are refused before any sampling;
+    :func:`smoothcert.checkpoint.load_smoothed` sets both from the checkpoint's dataset.
     """
 
-    def __init__(self, base_classifier: torch.nn.Module, num_classes: int, sigma: float) -> None:
+    def __init__(self, base_classifier: torch.nn.Module, num_classes: int, sigma: float,
+                 input_shape: Sequence[int] | None = None, input_range: tuple[float, float] | None = None) -> None:
         if not isinstance(base_classifier, torch.nn.Module):
             raise TypeError(f"base_classifier must be a torch.nn.Module, got {type(base_classifier).__name__}")
         self.base_classifier = base_classifier
@@ -61,6 +68,10 @@ class SmoothedClassifier:
         if not (isinstance(sigma, (int, float)) and np.isfinite(sigma) and sigma > 0):
             raise ValueError(f"sigma must be a positive number, got {sigma!r}")
         self.sigma = float(sigma)
+        self.input_shape = None if input_shape is None else tuple(int(d) for d in input_shape)
+        if input_range is not None and not (len(input_range) == 2 and input_range[0] < input_range[1]):
+            raise ValueError(f"input_range must be (low, high) with low < high, got {input_range!r}")
+        self.input_range = input_range
 
     @property
     def device(self) -> torch.device | None:
@@ -112,6 +123,7 @@ class SmoothedClassifier:
         batch_size = _check_positive_int(batch_size, "batch_size")
         for num in phases:
             _check_positive_int(num, "number of samples")
+        self._check_inputs(inputs)
         if len(generators) != len(inputs):
             raise ValueError(f"need one generator per input, got {len(generators)} for {len(inputs)} inputs")
         device, shape = inputs.device, inputs.shape[1:]
@@ -146,6 +158,20 @@ class SmoothedClassifier:
                 return counts.cpu().numpy()
         finally:
             model.train(was_training)
+
+    def _check_inputs(self, inputs: torch.Tensor) -> None:
+        """Refuse a batch of inputs of another shape than ``input_shape``, with values outside
+        ``input_range``, or not finite (one host synchronization)."""
+        if self.input_shape is not None and tuple(inputs.shape[1:]) != self.input_shape:
+            raise ValueError(f"an input has shape {tuple(inputs.shape[1:])}; this classifier takes inputs of shape {self.input_shape} "
+                             "(one input without a batch dimension)")
+        low, high = self.input_range if self.input_range is not None else (-math.inf, math.inf)
+        smallest, largest = torch.stack(torch.aminmax(inputs)).tolist()  # NaN propagates into both
+        if not (math.isfinite(smallest) and math.isfinite(largest)):
+            raise ValueError("an input holds NaN or infinite values; inputs must be finite")
+        if smallest < low or largest > high:
+            raise ValueError(f"input values span [{smallest:.4g}, {largest:.4g}], outside the expected range [{low:g}, {high:g}] "
+                             "(pixels in [0, 1], before the model's own normalization)")
 
     def _predict(self, batch: torch.Tensor) -> torch.Tensor:
         logits = self.base_classifier(batch)

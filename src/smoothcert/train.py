@@ -13,7 +13,12 @@ The ``k`` noisy copies of a batch go through the network as one batch. Every ran
 function of the run's seed (:mod:`smoothcert.seeding`): the data order of epoch ``e``, the noise
 of step ``s`` of epoch ``e``, drawn for the whole global batch, of which each process takes
 its own rows. So ``torchrun --nproc_per_node N`` trains on the same global batches with the same
-noise as one process (DistributedDataParallel averages the gradients of equal shards).
+noise as one process (DistributedDataParallel averages the gradients of equal shards). Data
+augmentation draws from torch's global generator (and the data-loading processes' seeds from it),
+which is reseeded from (seed, epoch) when an epoch starts. So the state of every generator at an
+epoch's start is a function of the seed and the epoch, and a checkpoint needs no generator
+states: a run resumed from the checkpoint of epoch ``e`` trains epoch ``e + 1`` as the
+uninterrupted run did.
 """
 
 from __future__ import annotations
@@ -35,10 +40,10 @@ from smoothcert.attacks import smoothed_pgd
 from smoothcert.checkpoint import load_checkpoint, save_checkpoint
 from smoothcert.data import dataset_info, load_dataset
 from smoothcert.distributed import Distributed, setup_distributed, teardown
-from smoothcert.files import write_text_atomic
+from smoothcert.files import ensure_writable_folder, write_text_atomic
 from smoothcert.losses import regularized_risk
 from smoothcert.models import build_model
-from smoothcert.seeding import DATA_ORDER, EVAL_NOISE, INIT, TRAIN_NOISE, derive_seed, generator_for
+from smoothcert.seeding import AUGMENT, DATA_ORDER, EVAL_NOISE, INIT, TRAIN_NOISE, derive_seed, generator_for
 
 METHODS = ("basic", "adre", "smoothadv", "adre_adv")
 ADVERSARIAL = ("smoothadv", "adre_adv")
@@ -51,8 +56,8 @@ COLLAPSE_SHARE = 0.5
 reported as a collapse."""
 
 
-class TrainingDiverged(RuntimeError):
-    """The loss became non-finite."""
+class TrainingDiverged(FloatingPointError):
+    """The loss became non-finite; the checkpoint of the last finished epoch is kept."""
 
 
 @dataclass
@@ -90,18 +95,32 @@ class TrainConfig:
         problems = []
         if self.method not in METHODS:
             problems.append(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        if not self.sigma > 0:
-            problems.append(f"sigma must be positive, got {self.sigma}")
+        if not 0 < self.sigma < math.inf:
+            problems.append(f"sigma must be positive and finite, got {self.sigma}")
+        if self.seed < 0:
+            problems.append(f"seed must be a non-negative integer, got {self.seed}")
+        if self.workers < 0:
+            problems.append(f"workers must be 0 (load in this process) or more, got {self.workers}")
+        for name in ("lr", "momentum", "weight_decay", "lr_gamma", "label_smoothing"):
+            if not 0 <= getattr(self, name) < math.inf:
+                problems.append(f"{name} must be a non-negative finite number, got {getattr(self, name)}")
+        if self.label_smoothing >= 1:
+            problems.append(f"label_smoothing must lie in [0, 1), got {self.label_smoothing}")
+        if self.lr_step < 1 or self.warmup_epochs < 0:
+            problems.append(f"lr_step must be at least 1 and warmup_epochs at least 0, got {self.lr_step} and {self.warmup_epochs}")
         if self.k < 1:
             problems.append(f"k (noisy copies per example) must be at least 1, got {self.k}")
-        if self.lam < 0:
-            problems.append(f"lam must be non-negative, got {self.lam}")
+        if not 0 <= self.lam < math.inf:
+            problems.append(f"lam must be non-negative and finite, got {self.lam}")
+        if not 0 <= self.eps < math.inf or self.attack_steps < 1:
+            problems.append(f"eps must be non-negative and finite and attack_steps at least 1, got eps={self.eps}, "
+                            f"attack_steps={self.attack_steps}")
         if self.method in REGULARIZED and self.lam == 0:
             problems.append(f"method {self.method!r} needs lam > 0 (lam = 0 is {'basic' if self.method == 'adre' else 'smoothadv'})")
         if self.method in ADVERSARIAL and (self.eps <= 0 or self.attack_steps < 1):
             problems.append(f"method {self.method!r} needs eps > 0 and attack_steps >= 1, got eps={self.eps}, attack_steps={self.attack_steps}")
-        if self.adre_cap is not None and self.adre_cap <= 0:
-            problems.append(f"adre_cap must be positive, got {self.adre_cap}")
+        if self.adre_cap is not None and not 0 < self.adre_cap < math.inf:
+            problems.append(f"adre_cap must be positive and finite, got {self.adre_cap}")
         if self.epochs < 1 or self.batch_size < 1:
             problems.append(f"epochs and batch_size must be positive, got {self.epochs} and {self.batch_size}")
         if self.schedule not in ("step", "cosine"):
@@ -258,6 +277,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
     info = dataset_info(config.dataset)
     out_dir = Path(config.out_dir)
     checkpoint_path, log_path = out_dir / "checkpoint.pt", out_dir / "log.csv"
+    if env.main:
+        ensure_writable_folder(out_dir)
 
     torch.manual_seed(derive_seed(config.seed, INIT))
     model = build_model(config.arch, info.num_classes, info.mean, info.std).to(env.device)
@@ -291,6 +312,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
     best_accuracy = max([float(row["train_noisy_acc"]) for row in log_rows], default=0.0)
     for epoch in range(start_epoch, config.epochs):
         sampler.set_epoch(epoch)
+        torch.manual_seed(derive_seed(config.seed, AUGMENT, epoch))
         started = time.perf_counter()
         sums = torch.zeros(4, device=env.device)  # loss, l_per, l_adre, accuracy under noise
         bar = tqdm(loader, desc=f"{config.method} epoch {epoch + 1}/{config.epochs}", disable=not (progress and env.main), leave=False)
@@ -309,10 +331,12 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
                 bar.set_postfix(loss=f"{means[0]:.3f}", noisy_acc=f"{means[3]:.3f}")
         means = (sums / len(loader)).tolist()
         if not all(math.isfinite(v) for v in means):
-            raise TrainingDiverged(
-                f"the loss became non-finite in epoch {epoch + 1} ({config.method}, lam={config.lam}). ADRE's regularized "
-                "risk is unbounded below (eq. 5 with cross-entropy: -lam * l_adre -> -inf as the logits grow on examples "
-                "classified correctly under all noise); bound the term with --adre-cap (e.g. 6.9 = -log 0.001) or lower lam")
+            hint = ("ADRE's regularized risk is unbounded below (eq. 5 with cross-entropy: -lam * l_adre -> -inf as the logits "
+                    "grow on examples classified correctly under all noise); bound it with --adre-cap (e.g. 6.9 = -log 0.001) or "
+                    "lower lam" if config.method in REGULARIZED else "lower the learning rate (--lr)")
+            kept = f"the checkpoint of epoch {epoch} is kept" if epoch else "no checkpoint was written"
+            raise TrainingDiverged(f"the loss became non-finite in epoch {epoch + 1} ({config.method}, lam={config.lam}); {kept} "
+                                   f"at {checkpoint_path}; {hint}")
         best_accuracy = max(best_accuracy, means[3])
         if means[3] < COLLAPSE_SHARE * best_accuracy:
             warnings.warn(
