@@ -1,6 +1,8 @@
-"""Long runs survive being killed: a certification killed with SIGKILL and resumed writes the
-file an uninterrupted run writes, and a resume with other settings is refused."""
+"""Long runs survive being killed: a certification or a training run killed with SIGKILL and
+resumed ends where an uninterrupted run ends; a resume with other settings is refused; a save
+cut off midway or a diverging loss leaves the last good checkpoint."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -10,8 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
+import smoothcert.train
+from smoothcert.checkpoint import load_checkpoint, save_checkpoint
 from smoothcert.cli import main
+from smoothcert.train import TrainingDiverged, preset, train
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +37,10 @@ def rows_in(path: Path) -> int:
     return path.read_text().count("\n") - 1 if path.is_file() else 0
 
 
-def kill_when(process: subprocess.Popen, path: Path, rows: int, timeout: float = 120.0) -> None:
+def kill_when(process: subprocess.Popen, ready, timeout: float = 120.0) -> None:
+    """SIGKILL ``process`` as soon as ``ready()`` holds."""
     deadline = time.monotonic() + timeout
-    while rows_in(path) < rows:
+    while not ready():
         assert process.poll() is None, f"the run ended before it was killed: {process.stderr.read()}"
         assert time.monotonic() < deadline, "the run wrote too few rows in time"
         time.sleep(0.02)
@@ -48,7 +55,7 @@ def test_certification_killed_mid_run_resumes_to_the_uninterrupted_file(checkpoi
     assert main([*arguments, "--outfile", str(whole)]) == 0
     process = subprocess.Popen([sys.executable, "-m", "smoothcert", *arguments, "--outfile", str(part)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    kill_when(process, tmp_path / "part.certify.tsv", rows=8)
+    kill_when(process, lambda: rows_in(tmp_path / "part.certify.tsv") >= 8)
     killed_at = rows_in(tmp_path / "part.certify.tsv")
     assert 8 <= killed_at < 40, "the kill must land mid-run"
     assert main([*arguments, "--outfile", str(part), "--resume"]) == 0
@@ -87,3 +94,66 @@ def test_resuming_with_other_settings_is_refused_and_the_file_kept(checkpoint, t
     (tmp_path / "cert.tsv.json").unlink()
     assert main([*base, "--max", "4", "--resume"]) == 2
     assert "settings file" in capsys.readouterr().err
+
+
+def train_arguments(out_dir: Path, *extra: str) -> list[str]:
+    return ["train", "--epochs", "3", "--sigma", "0.5", "--batch-size", "200", "--out-dir", str(out_dir), "--quiet", *extra]
+
+
+def test_training_killed_mid_run_resumes_to_the_uninterrupted_weights(tmp_path):
+    assert main(train_arguments(tmp_path / "whole")) == 0
+    process = subprocess.Popen([sys.executable, "-m", "smoothcert", *train_arguments(tmp_path / "part")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    kill_when(process, lambda: (tmp_path / "part" / "checkpoint.pt").is_file())  # killed in the second epoch
+    assert load_checkpoint(tmp_path / "part" / "checkpoint.pt")["epoch"] in (1, 2)
+    assert main(train_arguments(tmp_path / "part", "--resume")) == 0
+    whole, part = (load_checkpoint(tmp_path / name / "checkpoint.pt") for name in ("whole", "part"))
+    assert part["epoch"] == whole["epoch"] == 3
+    assert all(torch.equal(whole["state_dict"][key], part["state_dict"][key]) for key in whole["state_dict"])
+    logged = lambda name: [row.split(",")[:-1] for row in (tmp_path / name / "log.csv").read_text().splitlines()]  # but seconds
+    assert logged("part") == logged("whole")
+
+
+def test_augmented_training_resumes_to_the_same_weights(tmp_path, cifar_dir):
+    config = lambda out, epochs: preset("cifar10", arch="cifar_resnet20", data_dir=str(cifar_dir), epochs=epochs, batch_size=10,
+                                        workers=0, sigma=0.25, out_dir=str(tmp_path / out))
+    straight = load_checkpoint(train(config("straight", 2), progress=False))
+    train(config("resumed", 1), progress=False)
+    resumed = load_checkpoint(train(config("resumed", 2), resume=True, progress=False))
+    assert all(torch.equal(straight["state_dict"][key], resumed["state_dict"][key]) for key in straight["state_dict"])
+
+
+def test_a_save_cut_off_midway_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = save_checkpoint(tmp_path / "checkpoint.pt", arch="small_cnn", dataset="mnist", num_classes=10, sigma=0.5, method="basic",
+                           hparams={}, state_dict={"w": torch.ones(3)}, epoch=1)
+    before = path.read_bytes()
+
+    def cut_off(obj, stream):
+        stream.write(b"PK\x03\x04 half a checkpoint")
+        raise KeyboardInterrupt  # as a kill would stop it, mid-write
+
+    monkeypatch.setattr(torch, "save", cut_off)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, arch="small_cnn", dataset="mnist", num_classes=10, sigma=0.5, method="basic", hparams={},
+                        state_dict={"w": torch.zeros(3)}, epoch=2)
+    assert path.read_bytes() == before and load_checkpoint(path)["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # the temporary file is gone
+
+
+def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    assert main(train_arguments(out, "--epochs", "1")) == 0
+    before = (out / "checkpoint.pt").read_bytes()
+    real = smoothcert.train.regularized_risk
+
+    def diverging(*args, **kwargs):
+        parts = real(*args, **kwargs)
+        return dataclasses.replace(parts, loss=parts.loss * float("nan"))
+
+    monkeypatch.setattr(smoothcert.train, "regularized_risk", diverging)
+    with pytest.raises(TrainingDiverged, match="non-finite in epoch 2 .*the checkpoint of epoch 1 is kept"):
+        train(preset("mnist", epochs=2, sigma=0.5, batch_size=200, out_dir=str(out)), resume=True, progress=False)
+    assert main(train_arguments(out, "--resume")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "lower the learning rate" in err and "Traceback" not in err
+    assert (out / "checkpoint.pt").read_bytes() == before
