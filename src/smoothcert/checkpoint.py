@@ -136,6 +136,8 @@ def load_classifier(
     model's number of classes.
     """
     path = Path(path)
+    if dataset is not None:
+        dataset_info(dataset)  # refuses an unknown name
     entries = _read(path, device)
     if entries.get("format") == FORMAT:
         missing = [key for key in REQUIRED if key not in entries]

@@ -76,6 +76,8 @@ def prepare_outputs(paths: Iterable[Path], record: dict[str, Any], resume: bool)
     paths = list(paths)
     record = json.loads(json.dumps({**record, "versions": versions()}))  # the form it takes on disk
     for path in paths:
+        if path.is_dir():
+            raise ValueError(f"{path} is a folder; expected the path of a results file (a .tsv)")
         if _started(path):
             if not resume:
                 raise ValueError(f"{path} already holds results; pass --resume (resume=True) to continue it, or choose "

@@ -42,7 +42,7 @@ from smoothcert.data import dataset_info, load_dataset
 from smoothcert.distributed import Distributed, setup_distributed, teardown
 from smoothcert.files import ensure_writable_folder, write_text_atomic
 from smoothcert.losses import regularized_risk
-from smoothcert.models import build_model
+from smoothcert.models import ARCHITECTURES, build_model
 from smoothcert.seeding import AUGMENT, DATA_ORDER, EVAL_NOISE, INIT, TRAIN_NOISE, derive_seed, generator_for
 
 METHODS = ("basic", "adre", "smoothadv", "adre_adv")
@@ -127,6 +127,8 @@ class TrainConfig:
             problems.append(f"schedule must be 'step' or 'cosine', got {self.schedule!r}")
         if self.schedule == "cosine" and self.warmup_epochs >= self.epochs:
             problems.append(f"warmup_epochs ({self.warmup_epochs}) must be below epochs ({self.epochs})")
+        if self.arch not in ARCHITECTURES:
+            problems.append(f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHITECTURES)}")
         if info.needs_data_dir and not self.data_dir:
             problems.append(f"dataset {self.dataset!r} is read from a folder: set data_dir (--data-dir)")
         if problems:
@@ -268,6 +270,31 @@ def _tensorboard(out_dir: Path):
     return SummaryWriter(str(out_dir / "tensorboard"))
 
 
+RESUMABLE_CHANGES = frozenset({"epochs", "out_dir", "data_dir", "workers", "device"})
+"""Fields a resumed run may change: where things are, how many epochs in all (with the cosine
+schedule, the rate of the epochs still to come follows the new total)."""
+
+
+def _resumed_state(config: TrainConfig, checkpoint_path: Path, resume: bool, device: torch.device) -> dict[str, Any] | None:
+    """The checkpoint to continue from (``resume``), or None to start afresh; refuses to start
+    over an existing checkpoint, and to resume one trained with other settings."""
+    if not resume:
+        if checkpoint_path.is_file():
+            raise ValueError(f"{checkpoint_path} already exists; pass --resume (resume=True) to continue it, or choose another out_dir")
+        return None
+    if not checkpoint_path.is_file():
+        raise FileNotFoundError(f"cannot resume: no checkpoint at {checkpoint_path}")
+    state = load_checkpoint(checkpoint_path, map_location=device)
+    stored, wanted = state["hparams"], asdict(config)
+    differences = [f"{key} was {stored.get(key)!r}, now {wanted[key]!r}" for key in wanted
+                   if key not in RESUMABLE_CHANGES and stored.get(key) != wanted[key]]
+    if differences:
+        raise ValueError(f"cannot resume {checkpoint_path} with other settings than it was trained with: {'; '.join(differences)}")
+    if int(state["epoch"]) > config.epochs:
+        raise ValueError(f"cannot resume {checkpoint_path}: it has trained {state['epoch']} epochs, more than epochs={config.epochs}")
+    return state
+
+
 def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
     """Train a base classifier; returns the path of its checkpoint (``out_dir/checkpoint.pt``,
     rewritten atomically after every epoch, with ``out_dir/log.csv``). ``resume`` continues from
@@ -275,8 +302,11 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
     config.validate()
     env = setup_distributed(config.device)
     info = dataset_info(config.dataset)
+    train_set = load_dataset(config.dataset, "train", config.data_dir)  # a missing or malformed folder stops the run here
+    test_set = load_dataset(config.dataset, "test", config.data_dir) if env.main else None
     out_dir = Path(config.out_dir)
     checkpoint_path, log_path = out_dir / "checkpoint.pt", out_dir / "log.csv"
+    state = _resumed_state(config, checkpoint_path, resume, env.device)
     if env.main:
         ensure_writable_folder(out_dir)
 
@@ -285,25 +315,16 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: learning_rate_factor(config, epoch))
     start_epoch, log_rows = 0, []
-    if resume and checkpoint_path.is_file():
-        state = load_checkpoint(checkpoint_path, map_location=env.device)
-        stored = state["hparams"]
-        for key in ("dataset", "arch", "method", "sigma", "k", "lam", "batch_size", "seed"):
-            if stored.get(key) != getattr(config, key):
-                raise ValueError(f"cannot resume {checkpoint_path}: it was trained with {key}={stored.get(key)!r}, this run asks for {getattr(config, key)!r}")
+    if state is not None:
         model.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch = int(state["epoch"])
         log_rows = _read_log(log_path, start_epoch)
-    elif resume:
-        raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint_path}")
 
     wrapped = model
     if env.world > 1:
         wrapped = torch.nn.parallel.DistributedDataParallel(model, device_ids=[env.device.index] if env.device.type == "cuda" else None)
-    train_set = load_dataset(config.dataset, "train", config.data_dir)
-    test_set = load_dataset(config.dataset, "test", config.data_dir) if env.main else None
     sampler = GlobalBatchSampler(len(train_set), config.batch_size, env.rank, env.world, config.seed)
     loader = DataLoader(train_set, batch_sampler=sampler, num_workers=config.workers, pin_memory=env.device.type == "cuda")
     board = _tensorboard(out_dir) if env.main else None

@@ -98,6 +98,8 @@ def read_results(path: str | Path) -> list[dict[str, Any]]:
     ``predict`` (int), ``radius``, ``time`` (float), ``correct`` (bool) and any further columns
     as strings."""
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no results file {path}; expected a TSV written by smoothcert certify or Cohen et al.'s certify.py")
     lines = [line for line in path.read_text().splitlines() if line.strip()]
     if not lines:
         raise ValueError(f"{path} is empty; expected a header 'idx label predict radius correct time'")

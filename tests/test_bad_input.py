@@ -1,0 +1,295 @@
+"""Every bad input of every command and API entry point is refused with a one-line message that
+names the problem and what is expected: a non-zero exit, no traceback, no file damaged.
+
+Each command case runs against a workspace of finished outputs (a checkpoint, certification
+and prediction TSVs with their settings, an analysis, a training folder); after the case every
+file there must hold the bytes it held before, and no file may have been added.
+"""
+
+import math
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import write_cifar_batch
+from smoothcert.analyze import analyze_files
+from smoothcert.certify import certify_from_counts, predict_from_counts, t_certify_from_counts
+from smoothcert.checkpoint import load_classifier, load_smoothed
+from smoothcert.cli import main
+from smoothcert.data import load_dataset
+from smoothcert.evaluate import CertifySettings, certify_dataset
+from smoothcert.models import build_model
+from smoothcert.smoothing import SmoothedClassifier
+from smoothcert.train import TrainConfig, preset
+from smoothcert.tsv import read_results
+from test_checkpoints import released_cifar_state, save_released
+
+import numpy as np
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory) -> dict[str, Path]:
+    """The workspace: finished outputs to guard, and bad files to feed the commands."""
+    root = tmp_path_factory.mktemp("bad-input")
+    done = root / "done"
+    run = done / "run"
+    assert main(["train", "--epochs", "1", "--sigma", "0.5", "--batch-size", "200", "--out-dir", str(run), "--quiet"]) == 0
+    checkpoint = run / "checkpoint.pt"
+    selection = ["--checkpoint", str(checkpoint), "--n", "100", "--batch", "100", "--max", "2", "--quiet"]
+    assert main(["certify", *selection, "--outfile", str(done / "cert.tsv")]) == 0
+    assert main(["predict", *selection, "--outfile", str(done / "pred.tsv")]) == 0
+    assert main(["analyze", str(done / "cert.tsv"), "--out-dir", str(done / "analysis"), "--radii", "0", "0.5"]) == 0
+
+    bad = root / "bad"
+    bad.mkdir()
+    data = checkpoint.read_bytes()
+    (bad / "truncated.pt").write_bytes(data[: len(data) // 2])
+    corrupt = bytearray(data)
+    corrupt[len(data) // 2: len(data) // 2 + 64] = bytes(64)
+    (bad / "corrupt.pt").write_bytes(bytes(corrupt))
+    (bad / "junk.pt").write_bytes(b"not a checkpoint at all")
+    torch.save([1, 2, 3], bad / "list.pt")
+    (bad / "folder.pt").mkdir()
+    save_released(bad / "seven-classes.pt", "cifar_resnet20", released_cifar_state(20, classes=7))
+    save_released(bad / "other-arch.pt", "cifar_resnet110", released_cifar_state(20))
+    save_released(bad / "released.pt", "cifar_resnet20", released_cifar_state(20))
+    (bad / "empty-data").mkdir()
+    malformed = bad / "malformed-data" / "cifar-10-batches-py"
+    malformed.mkdir(parents=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (malformed / name).write_bytes(b"garbage")
+    half = bad / "half-data" / "cifar-10-batches-py"
+    half.mkdir(parents=True)
+    write_cifar_batch(half / "test_batch", np.zeros((2, 3, 32, 32), dtype=np.uint8), [0, 1])  # no training batches
+    (bad / "a-file").write_text("a file, not a folder\n")
+    (bad / "no-columns.tsv").write_text("a\tb\n1\t2\n")
+    (bad / "empty.tsv").write_text("")
+    (bad / "bad-cell.tsv").write_text("idx\tlabel\tpredict\tradius\tcorrect\ttime\n0\t1\tseven\t0.5\t1\t0.1\n")
+    return {"root": root, "done": done, "run": run, "checkpoint": checkpoint, "bad": bad}
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str]:
+    try:
+        code = main(argv)
+    except SystemExit as exit_:  # argparse's usage errors
+        code = exit_.code
+    captured = capsys.readouterr()
+    return code, captured.err
+
+
+# (case id, argv with {placeholders}, text the message must hold)
+CERTIFY = "certify --checkpoint {checkpoint} --outfile {done}/cert.tsv --n 100 --quiet"
+PREDICT = "predict --checkpoint {checkpoint} --outfile {done}/pred.tsv --n 100 --quiet"
+RELEASED = "certify --checkpoint {bad}/released.pt --sigma 0.25 --outfile {done}/new.tsv --n 100 --quiet"
+TRAIN = "train --epochs 1 --out-dir {done}/run --quiet"
+FRESH = "train --epochs 1 --out-dir {done}/fresh --quiet"
+DEMO = "demo --out-dir {done}/demo --quiet"
+ANALYZE = "analyze {done}/cert.tsv --out-dir {done}/analysis"
+PAPER = "paper cifar10 --data-dir {bad}/empty-data --out-dir {done}/paper"
+CASES = [
+    # certify: numbers
+    ("certify-sigma-zero", CERTIFY + " --sigma 0", "sigma must be a positive finite number"),
+    ("certify-sigma-nan", CERTIFY + " --sigma nan", "sigma must be a positive finite number"),
+    ("certify-sigma-negative", CERTIFY + " --sigma -0.5", "sigma must be a positive finite number"),
+    ("certify-alpha-zero", CERTIFY + " --alpha 0", "alpha must lie strictly between 0 and 1"),
+    ("certify-alpha-one", CERTIFY + " --alpha 1", "alpha must lie strictly between 0 and 1"),
+    ("certify-alpha-nan", CERTIFY + " --alpha nan", "alpha must lie strictly between 0 and 1"),
+    ("certify-n0", CERTIFY + " --n0 0", "n0 must be a positive integer"),
+    ("certify-n", CERTIFY + " --n -5", "n must be a positive integer"),
+    ("certify-n-text", CERTIFY + " --n many", "invalid int value: 'many'"),
+    ("certify-batch", CERTIFY + " --batch 0", "batch_size must be a positive integer"),
+    ("certify-skip", CERTIFY + " --skip 0", "skip must be a positive integer"),
+    ("certify-max", CERTIFY + " --max 0", "max (max_count) must be a positive number"),
+    ("certify-stages", CERTIFY + " --stages 0", "stages must be a positive integer"),
+    ("certify-grid", CERTIFY + " --method tcertify --grid 0 1.5", "fractions alpha'/alpha in (0, 1]"),
+    ("certify-target", CERTIFY + " --target-radius -1", "positive finite radius"),
+    ("certify-seed", CERTIFY + " --seed -1", "seed must be a non-negative integer"),
+    # certify: names
+    ("certify-method", CERTIFY + " --method smooth", "invalid choice: 'smooth'"),
+    ("certify-split", CERTIFY + " --split val", "invalid choice: 'val'"),
+    ("certify-dataset-unknown", CERTIFY + " --dataset svhn", "unknown dataset 'svhn'"),
+    ("certify-dataset-other", CERTIFY + " --dataset cifar10", "was trained on 'mnist', not 'cifar10'"),
+    ("certify-device", CERTIFY + " --device gpu", "not a device name"),
+    ("certify-unknown-option", CERTIFY + " --noise 0.5", "unrecognized arguments: --noise"),
+    ("certify-no-checkpoint-option", "certify --outfile {done}/cert.tsv", "the following arguments are required: --checkpoint"),
+    # certify: checkpoints
+    ("certify-missing-checkpoint", CERTIFY.replace("{checkpoint}", "{bad}/none.pt"), "no checkpoint at"),
+    ("certify-folder-checkpoint", CERTIFY.replace("{checkpoint}", "{bad}/folder.pt"), "(it is a folder)"),
+    ("certify-truncated-checkpoint", CERTIFY.replace("{checkpoint}", "{bad}/truncated.pt"), "is truncated or damaged"),
+    ("certify-corrupt-checkpoint", CERTIFY.replace("{checkpoint}", "{bad}/corrupt.pt"), "fails its CRC-32 check"),
+    ("certify-junk-checkpoint", CERTIFY.replace("{checkpoint}", "{bad}/junk.pt"), "is not a readable checkpoint"),
+    ("certify-list-checkpoint", CERTIFY.replace("{checkpoint}", "{bad}/list.pt"), "holds a list, not a checkpoint dict"),
+    ("certify-classes", RELEASED.replace("released.pt", "seven-classes.pt") + " --data-dir {bad}/empty-data",
+     "over 7 classes, but cifar10 has 10"),
+    ("certify-arch", RELEASED.replace("released.pt", "other-arch.pt") + " --data-dir {bad}/empty-data",
+     "does not hold a cifar_resnet110 with 10 classes"),
+    ("certify-released-no-sigma", RELEASED.replace(" --sigma 0.25", "") + " --data-dir {bad}/empty-data", "do not record sigma"),
+    # certify: data and outputs
+    ("certify-no-data-dir", RELEASED, "is read from a folder: pass data_dir (--data-dir)"),
+    ("certify-missing-data", RELEASED + " --data-dir {bad}/nowhere", "no CIFAR-10 found under"),
+    ("certify-empty-data", RELEASED + " --data-dir {bad}/empty-data", "no CIFAR-10 found under"),
+    ("certify-malformed-data", RELEASED + " --data-dir {bad}/malformed-data", "is not a CIFAR-10 python batch"),
+    ("certify-unwritable", CERTIFY.replace("{done}/cert.tsv", "{bad}/a-file/cert.tsv"), "cannot write"),
+    ("certify-outfile-folder", CERTIFY.replace("{done}/cert.tsv", "{done}/analysis"), "is a folder; expected the path of a results file"),
+    ("certify-exists", CERTIFY, "already holds results; pass --resume"),
+    ("certify-resume-other", CERTIFY + " --resume --alpha 0.01", "alpha was 0.001, now 0.01"),
+    # predict
+    ("predict-n", PREDICT + " --n 0", "n must be a positive integer"),
+    ("predict-alpha", PREDICT + " --alpha 2", "alpha must lie strictly between 0 and 1"),
+    ("predict-batch", PREDICT + " --batch 0", "batch_size must be a positive integer"),
+    ("predict-skip", PREDICT + " --skip 0", "skip must be a positive integer"),
+    ("predict-sigma", PREDICT + " --sigma 0", "sigma must be a positive finite number"),
+    ("predict-missing-checkpoint", PREDICT.replace("{checkpoint}", "{bad}/none.pt"), "no checkpoint at"),
+    ("predict-corrupt-checkpoint", PREDICT.replace("{checkpoint}", "{bad}/corrupt.pt"), "fails its CRC-32 check"),
+    ("predict-device", PREDICT + " --device tpu", "not a device name"),
+    ("predict-unwritable", PREDICT.replace("{done}/pred.tsv", "{bad}/a-file/p.tsv"), "cannot write"),
+    ("predict-exists", PREDICT, "already holds results; pass --resume"),
+    ("predict-resume-other", PREDICT + " --resume --seed 3", "seed was 0, now 3"),
+    # train
+    ("train-sigma-zero", FRESH + " --sigma 0", "sigma must be positive and finite"),
+    ("train-sigma-nan", FRESH + " --sigma nan", "sigma must be positive and finite"),
+    ("train-k", FRESH + " --k 0", "k (noisy copies per example) must be at least 1"),
+    ("train-steps", FRESH + " --method smoothadv --eps 0.5 --attack-steps 0", "attack_steps at least 1"),
+    ("train-lam", FRESH + " --method adre --lam -0.1", "lam must be non-negative"),
+    ("train-eps", FRESH + " --method adre_adv --lam 0.1 --eps -1", "eps must be non-negative"),
+    ("train-adre-cap", FRESH + " --method adre --lam 0.1 --adre-cap 0", "adre_cap must be positive"),
+    ("train-epochs", FRESH.replace("--epochs 1", "--epochs 0"), "epochs and batch_size must be positive"),
+    ("train-batch", FRESH + " --batch-size 0", "epochs and batch_size must be positive"),
+    ("train-lr", FRESH + " --lr -0.1", "lr must be a non-negative finite number"),
+    ("train-seed", FRESH + " --seed -2", "seed must be a non-negative integer"),
+    ("train-workers", FRESH + " --workers -1", "workers must be 0"),
+    ("train-method", FRESH + " --method mixup", "method must be one of basic, adre, smoothadv, adre_adv"),
+    ("train-arch", FRESH + " --arch vgg16", "unknown architecture 'vgg16'"),
+    ("train-preset", FRESH + " --preset svhn", "unknown preset 'svhn'"),
+    ("train-schedule", FRESH + " --schedule linear", "schedule must be 'step' or 'cosine'"),
+    ("train-device", FRESH + " --device cuda:x", "not a device name"),
+    ("train-no-data-dir", FRESH + " --preset cifar10", "set data_dir (--data-dir)"),
+    ("train-missing-data", FRESH + " --preset cifar10 --data-dir {bad}/nowhere", "no CIFAR-10 found under"),
+    ("train-malformed-data", FRESH + " --preset cifar10 --data-dir {bad}/malformed-data", "is not a CIFAR-10 python batch"),
+    ("train-half-data", FRESH + " --preset cifar10 --data-dir {bad}/half-data", "missing CIFAR-10 file"),
+    ("train-unwritable", "train --epochs 1 --out-dir {bad}/a-file/run --quiet", "cannot write"),
+    ("train-exists", TRAIN, "already exists; pass --resume"),
+    ("train-resume-missing", FRESH + " --resume", "cannot resume: no checkpoint"),
+    ("train-resume-other", TRAIN + " --resume --sigma 0.25 --batch-size 200", "sigma was 0.5, now 0.25"),
+    # demo
+    ("demo-sigma", DEMO + " --sigma 0", "sigma must be positive and finite"),
+    ("demo-sigma-nan", DEMO + " --sigma nan", "sigma must be positive and finite"),
+    ("demo-lam", DEMO + " --lam -1", "lam must be non-negative"),
+    ("demo-lam-zero", DEMO + " --lam 0", "needs lam > 0"),
+    ("demo-epochs", DEMO + " --epochs 0", "epochs and batch_size must be positive"),
+    ("demo-n", DEMO + " --n 0", "n must be a positive integer"),
+    ("demo-max", DEMO + " --max 0", "max must be a positive number of test digits"),
+    ("demo-seed", DEMO + " --seed -1", "seed must be a non-negative integer"),
+    ("demo-unwritable", "demo --out-dir {bad}/a-file/demo --quiet", "cannot write"),
+    # analyze
+    ("analyze-missing", "analyze {bad}/none.tsv --out-dir {done}/analysis", "no results file"),
+    ("analyze-columns", "analyze {bad}/no-columns.tsv --out-dir {done}/analysis", "lacks the column(s) idx, label, predict"),
+    ("analyze-empty", "analyze {bad}/empty.tsv --out-dir {done}/analysis", "is empty; expected a header"),
+    ("analyze-cell", "analyze {bad}/bad-cell.tsv --out-dir {done}/analysis", "line 2"),
+    ("analyze-labels", ANALYZE + " --labels a b", "got 2 labels for 1 files"),
+    ("analyze-radii", ANALYZE + " --radii -1 0", "radii must be non-negative finite numbers"),
+    ("analyze-alpha", ANALYZE + " --alpha 0", "alpha and rho must lie strictly between 0 and 1"),
+    ("analyze-rho", ANALYZE + " --rho 1.5", "alpha and rho must lie strictly between 0 and 1"),
+    ("analyze-unwritable", "analyze {done}/cert.tsv --out-dir {bad}/a-file/analysis", "cannot write"),
+    ("analyze-no-files", "analyze", "the following arguments are required: files"),
+    # reproduce
+    ("reproduce-unwritable", "reproduce --quick --out-dir {bad}/a-file/study --quiet", "cannot write"),
+    ("reproduce-unknown-option", "reproduce --fast", "unrecognized arguments: --fast"),
+    # paper
+    ("paper-sigma", PAPER + " --sigma 0", "Table 1 has sigma in"),
+    ("paper-sigma-off-grid", PAPER + " --sigma 0.3", "Table 1 has sigma in"),
+    ("paper-lam", PAPER + " --sigma 0.25 --lam -1", "Table 1 has sigma in"),
+    ("paper-dataset", "paper mnist --sigma 0.25 --data-dir {bad}/empty-data", "invalid choice: 'mnist'"),
+    ("paper-no-data-dir", "paper cifar10 --sigma 0.25", "the following arguments are required: --data-dir"),
+    ("paper-empty-data", PAPER + " --sigma 0.25", "no CIFAR-10 found under"),
+    ("paper-imagenet-missing", "paper imagenet --sigma 0.25 --data-dir {bad}/empty-data --out-dir {done}/p", "no ImageNet folder"),
+    ("paper-workers", PAPER + " --sigma 0.25 --workers -1", "workers must be 0"),
+    ("paper-device", PAPER + " --sigma 0.25 --device gpu0", "not a device name"),
+    ("unknown-command", "serve", "invalid choice: 'serve'"),
+]
+
+
+@pytest.mark.parametrize("case,argv,expected", CASES, ids=[case for case, _, _ in CASES])
+def test_every_bad_input_of_every_command_is_refused_in_one_line(ws, capsys, case, argv, expected):
+    before = snapshot(ws["root"])
+    code, err = run_cli(argv.format(**{k: str(v) for k, v in ws.items()}).split(), capsys)
+    assert code not in (0, None), f"{case} was accepted"
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, f"{case}: expected one line, got {err!r}"
+    assert lines[0].startswith("smoothcert"), lines[0]
+    assert expected in lines[0], lines[0]
+    assert "Traceback" not in err
+    assert snapshot(ws["root"]) == before, f"{case} changed or added files"
+
+
+def test_every_command_has_bad_input_cases():
+    commands = {argv.split()[0] for _, argv, _ in CASES}
+    assert commands >= {"certify", "predict", "train", "demo", "analyze", "reproduce", "paper"}
+
+
+def test_a_bad_input_run_as_a_program_prints_no_traceback(ws):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "smoothcert", "certify", "--checkpoint", str(ws["bad"] / "corrupt.pt"),
+                             "--outfile", str(ws["done"] / "cert.tsv")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "fails its CRC-32 check" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def smoothed(ws):
+    return load_smoothed(ws["checkpoint"])[0]
+
+
+def image() -> torch.Tensor:
+    return load_dataset("mnist", "test")[0][0]
+
+
+API_CASES = [
+    ("sigma-zero", lambda ws, s: SmoothedClassifier(s.base_classifier, 10, 0.0), ValueError, "sigma must be a positive number"),
+    ("sigma-nan", lambda ws, s: SmoothedClassifier(s.base_classifier, 10, math.nan), ValueError, "sigma must be a positive number"),
+    ("classes", lambda ws, s: SmoothedClassifier(s.base_classifier, 1, 0.5), ValueError, "num_classes must be at least 2"),
+    ("range", lambda ws, s: SmoothedClassifier(s.base_classifier, 10, 0.5, input_range=(1.0, 0.0)), ValueError, "low < high"),
+    ("shape-batch", lambda ws, s: s.certify(image().unsqueeze(0), 10, 10, 0.01), ValueError, "takes inputs of shape (1, 28, 28)"),
+    ("shape-channels", lambda ws, s: s.predict(torch.rand(3, 28, 28), 10, 0.01), ValueError, "takes inputs of shape (1, 28, 28)"),
+    ("range-standardized", lambda ws, s: s.certify((image() - 0.1307) / 0.3081, 10, 10, 0.01), ValueError, "outside the expected range [0, 1]"),
+    ("range-255", lambda ws, s: s.certify(image() * 255, 10, 10, 0.01), ValueError, "outside the expected range"),
+    ("nan-input", lambda ws, s: s.certify(image().masked_fill(image() > 0.5, math.nan), 10, 10, 0.01), ValueError, "NaN or infinite"),
+    ("integer-input", lambda ws, s: s.certify((image() * 255).to(torch.uint8), 10, 10, 0.01), TypeError, "floating-point"),
+    ("samples", lambda ws, s: s.certify(image(), 0, 10, 0.01), ValueError, "positive integer"),
+    ("alpha", lambda ws, s: s.predict(image(), 10, 1.5), ValueError, "alpha"),
+    ("counts-negative", lambda ws, s: certify_from_counts([5, -1], [5, 5], 0.01, 0.5), ValueError, "counts0 must not be negative"),
+    ("counts-length", lambda ws, s: t_certify_from_counts([5, 1], [5, 5, 1], 0.01, 0.5), ValueError, "counts"),
+    ("predict-alpha", lambda ws, s: predict_from_counts([5, 1], 0.0), ValueError, "alpha"),
+    ("certify-sigma", lambda ws, s: certify_from_counts([5, 1], [5, 1], 0.01, -1.0), ValueError, "sigma"),
+    ("settings", lambda ws, s: CertifySettings(alpha=2, n=0).validate(), ValueError, "n must be a positive integer, got 0; alpha must lie"),
+    ("train-config", lambda ws, s: TrainConfig(sigma=-1, k=0).validate(), ValueError, "sigma must be positive and finite"),
+    ("train-arch", lambda ws, s: preset("mnist", arch="vgg").validate(), ValueError, "unknown architecture 'vgg'"),
+    ("preset-field", lambda ws, s: preset("mnist", noise=0.5), ValueError, "unknown training options ['noise']"),
+    ("dataset", lambda ws, s: load_dataset("svhn", "test"), ValueError, "unknown dataset 'svhn'"),
+    ("split", lambda ws, s: load_dataset("mnist", "validation"), ValueError, "split must be one of"),
+    ("data-folder", lambda ws, s: load_dataset("cifar10", "test", ws["bad"] / "nowhere"), FileNotFoundError, "no CIFAR-10 found"),
+    ("model", lambda ws, s: build_model("vgg", 10, [0.5], [0.5]), ValueError, "unknown architecture 'vgg'"),
+    ("checkpoint", lambda ws, s: load_classifier(ws["bad"] / "truncated.pt"), ValueError, "truncated or damaged"),
+    ("checkpoint-sigma", lambda ws, s: load_classifier(ws["checkpoint"], sigma=math.inf), ValueError, "sigma must be a positive finite"),
+    ("outputs", lambda ws, s: certify_dataset(s, load_dataset("mnist", "test"), ws["done"] / "cert.tsv",
+                                               CertifySettings(n=100, max_count=2)), ValueError, "already holds results"),
+    ("analyze", lambda ws, s: analyze_files([ws["done"] / "cert.tsv"], radii=[math.nan]), ValueError, "radii must be"),
+    ("results", lambda ws, s: read_results(ws["bad"] / "none.tsv"), FileNotFoundError, "no results file"),
+]
+
+
+@pytest.mark.parametrize("case,call,error,expected", API_CASES, ids=[case for case, *_ in API_CASES])
+def test_every_bad_input_of_the_api_is_refused_in_one_line(ws, smoothed, case, call, error, expected):
+    before = snapshot(ws["root"])
+    with pytest.raises(error) as caught:
+        call(ws, smoothed)
+    assert expected in str(caught.value) and "\n" not in str(caught.value)
+    assert snapshot(ws["root"]) == before
