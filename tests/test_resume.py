@@ -157,3 +157,19 @@ def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "lower the learning rate" in err and "Traceback" not in err
     assert (out / "checkpoint.pt").read_bytes() == before
+
+
+def test_rows_left_in_shards_by_killed_processes_join_the_resumed_file(checkpoint, tmp_path):
+    arguments = ["certify", "--checkpoint", str(checkpoint), "--n", "300", "--batch", "300", "--skip", "3", "--max", "9", "--quiet"]
+    assert main([*arguments, "--outfile", str(tmp_path / "whole.tsv")]) == 0
+    lines = (tmp_path / "whole.tsv").read_text().splitlines(keepends=True)
+    header, rows = lines[0], lines[1:]
+    # two processes, killed: process 0 finished rows 0 and 2 and was cut off in row 4; process 1 finished row 1
+    (tmp_path / "part.tsv").write_text(header)
+    (tmp_path / "part.tsv.rank0of2").write_text(header + rows[0] + rows[2] + rows[4][:7])
+    (tmp_path / "part.tsv.rank1of2").write_text(header + rows[1])
+    (tmp_path / "part.tsv.json").write_text((tmp_path / "whole.tsv.json").read_text())
+    assert main([*arguments, "--outfile", str(tmp_path / "part.tsv")]) == 2  # shards are results: --resume is needed
+    assert main([*arguments, "--outfile", str(tmp_path / "part.tsv"), "--resume"]) == 0
+    assert without_time(tmp_path / "part.tsv") == without_time(tmp_path / "whole.tsv")
+    assert not list(tmp_path.glob("*.rank*"))

@@ -26,8 +26,8 @@ from smoothcert.seeding import CERTIFY_NOISE, generator_for
 from smoothcert.smoothing import SmoothedClassifier
 from smoothcert.checkpoint import file_digest
 from smoothcert.files import write_text_atomic
-from smoothcert.resume import prepare_outputs
-from smoothcert.tsv import CERTIFY_COLUMNS, PREDICT_COLUMNS, ResultsFile, completed_indices
+from smoothcert.resume import leftover_shards, prepare_outputs, shard_path
+from smoothcert.tsv import CERTIFY_COLUMNS, PREDICT_COLUMNS, ResultsFile, complete_lines, completed_indices
 
 METHODS = ("certify", "tcertify", "both")
 
@@ -121,22 +121,18 @@ def _row(idx: int, label: int, cert: Certificate, samples: int, seconds: float) 
                 samples=samples)
 
 
-def _shard_path(path: Path, rank: int, world: int) -> Path:
-    return path.with_name(f"{path.name}.rank{rank}of{world}")
-
-
-def _merge_shards(path: Path, world: int, columns: Sequence[str]) -> None:
-    """Rows of ``path`` and of its ``world`` shards, sorted by ``idx``, written atomically to
+def _merge_shards(path: Path, shards: Sequence[Path], columns: Sequence[str]) -> None:
+    """The complete rows of ``path`` and of ``shards``, sorted by ``idx``, written atomically to
     ``path``; the shards are then removed."""
     rows: dict[int, str] = {}
-    for source in [path, *(_shard_path(path, r, world) for r in range(world))]:
-        if source.is_file():
-            for line in source.read_text().splitlines()[1:]:
+    for source in [path, *shards]:
+        if source.is_file() and source.stat().st_size:
+            for line in complete_lines(source, columns)[1:]:
                 if line:
                     rows[int(line.split("\t", 1)[0])] = line
     write_text_atomic(path, "\t".join(columns) + "\n" + "".join(rows[i] + "\n" for i in sorted(rows)))
-    for r in range(world):
-        _shard_path(path, r, world).unlink(missing_ok=True)
+    for shard in shards:
+        shard.unlink(missing_ok=True)
 
 
 def certify_dataset(
@@ -166,12 +162,16 @@ def certify_dataset(
     paths = output_paths(outfile, settings.method)
     record = {**asdict(settings), "grid": list(settings.grid), "sigma": smoothed.sigma, "world": world, **(metadata or {})}
     _prepare_on_first(paths.values(), record, resume, rank, world)
+    if rank == 0:  # rows a killed run of several processes left in shards join the file
+        for path in paths.values():
+            if leftover_shards(path):
+                _merge_shards(path, leftover_shards(path), CERTIFY_COLUMNS)
     device = smoothed.device or torch.device("cpu")
     done = set.intersection(*(completed_indices(path, CERTIFY_COLUMNS) for path in paths.values())) if rank == 0 else None
     if world > 1:
         done = _broadcast(done)
     indices = [i for i in selected_indices(len(dataset), settings.skip, settings.max_count) if i not in done][rank::world]
-    targets = {name: (_shard_path(path, rank, world) if world > 1 else path) for name, path in paths.items()}
+    targets = {name: (shard_path(path, rank, world) if world > 1 else path) for name, path in paths.items()}
     group = 1 if settings.target_radius is not None else max(1, settings.batch_size // (settings.n0 + settings.n))
     with ExitStack() as stack:
         files = {name: stack.enter_context(ResultsFile(path, CERTIFY_COLUMNS)) for name, path in targets.items()}
@@ -206,7 +206,7 @@ def certify_dataset(
         dist.barrier()
         if rank == 0:
             for path in paths.values():
-                _merge_shards(path, world, CERTIFY_COLUMNS)
+                _merge_shards(path, [shard_path(path, r, world) for r in range(world)], CERTIFY_COLUMNS)
         dist.barrier()
     return paths
 

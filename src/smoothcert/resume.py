@@ -11,6 +11,7 @@ run gives each example the same numbers) and where the checkpoint lies (its dige
 
 from __future__ import annotations
 
+import glob
 import json
 import platform
 import warnings
@@ -38,8 +39,18 @@ def settings_path(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
+def shard_path(path: Path, rank: int, world: int) -> Path:
+    """Where process ``rank`` of ``world`` writes its rows of ``path`` until they are merged."""
+    return path.with_name(f"{path.name}.rank{rank}of{world}")
+
+
+def leftover_shards(path: Path) -> list[Path]:
+    """Shards of ``path`` left by a run of several processes that did not finish."""
+    return sorted(path.parent.glob(f"{glob.escape(path.name)}.rank*of*"))
+
+
 def _started(path: Path) -> bool:
-    return path.is_file() and path.stat().st_size > 0
+    return (path.is_file() and path.stat().st_size > 0) or bool(leftover_shards(path))
 
 
 def _differences(recorded: dict[str, Any], record: dict[str, Any]) -> list[str]:

@@ -27,14 +27,13 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def _complete_lines(path: Path, columns: Sequence[str]) -> tuple[list[str], bool]:
-    """The complete lines of an existing results file (header first) and whether a partial
-    line follows them; refuses a file with other columns."""
-    lines = path.read_text().split("\n")
-    complete = lines[:-1]  # the text after the last newline is a partial row (or empty)
+def complete_lines(path: Path, columns: Sequence[str]) -> list[str]:
+    """The complete lines of an existing results file, header first, without the partial row a
+    run killed mid-write leaves after the last newline; refuses a file with other columns."""
+    complete = path.read_text().split("\n")[:-1]
     if not complete or tuple(complete[0].split("\t")) != tuple(columns):
         raise ValueError(f"{path} exists with other columns than {'  '.join(columns)}; move it away or pick another output file")
-    return complete, bool(lines[-1])
+    return complete
 
 
 def completed_indices(path: str | Path, columns: Sequence[str]) -> set[int]:
@@ -42,7 +41,7 @@ def completed_indices(path: str | Path, columns: Sequence[str]) -> set[int]:
     path = Path(path)
     if not path.is_file() or not path.stat().st_size:
         return set()
-    complete, _ = _complete_lines(path, columns)
+    complete = complete_lines(path, columns)
     return {int(line.split("\t", 1)[0]) for line in complete[1:] if line}
 
 
@@ -53,8 +52,8 @@ class ResultsFile:
     def __init__(self, path: str | Path, columns: Sequence[str]) -> None:
         self.path, self.columns = Path(path), tuple(columns)
         if self.path.is_file() and self.path.stat().st_size:
-            complete, partial = _complete_lines(self.path, self.columns)
-            if partial:
+            complete = complete_lines(self.path, self.columns)
+            if not self.path.read_text().endswith("\n"):  # a partial row: drop it
                 write_text_atomic(self.path, "\n".join(complete) + "\n")
         else:
             write_text_atomic(self.path, "\t".join(self.columns) + "\n")
