@@ -80,15 +80,20 @@ def test_released_cifar_resnet_computes_what_its_weights_define(tmp_path, depth)
         torch.testing.assert_close(model(x), reference_cifar_forward(state, x, depth), rtol=1e-4, atol=1e-4)
 
 
-def test_released_imagenet_resnet50_in_data_parallel_layout(tmp_path):
+def test_released_imagenet_resnet50_in_data_parallel_layout_computes_and_certifies(tmp_path, imagenet_dir):
     reference = resnet50(weights=None).eval()
     state = {f"1.module.{key}": value for key, value in reference.state_dict().items()}
-    model, entries = load_classifier(save_released(tmp_path / "r50.pth.tar", "resnet50", state), sigma=0.5)
+    checkpoint = save_released(tmp_path / "r50.pth.tar", "resnet50", state)
+    model, entries = load_classifier(checkpoint, sigma=0.5)
     assert (entries["dataset"], entries["num_classes"]) == ("imagenet", 1000)
     x = torch.rand(2, 3, 224, 224)
     with torch.no_grad():
         normalized = (x - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
         torch.testing.assert_close(model(x), reference(normalized), rtol=1e-4, atol=1e-4)
+    outfile = tmp_path / "cert.tsv"
+    assert main(["certify", "--checkpoint", str(checkpoint), "--sigma", "0.5", "--data-dir", str(imagenet_dir), "--outfile", str(outfile),
+                 "--n0", "10", "--n", "20", "--batch", "30", "--skip", "3", "--quiet"]) == 0
+    assert [r["idx"] for r in read_results(outfile)] == [0, 3]
 
 
 def test_a_released_checkpoint_certifies_from_the_command_line(tmp_path, cifar_dir, capsys):
