@@ -22,11 +22,11 @@ from tqdm import tqdm
 
 from smoothcert.certify import (ABSTAIN, ABSTENTIONS, PAPER_GRID, SELECTIONS, Certificate, certify_from_counts, check_grid,
                                predict_from_counts, t_certify_from_counts)
-from smoothcert.seeding import CERTIFY_NOISE, generator_for
-from smoothcert.smoothing import SmoothedClassifier
 from smoothcert.checkpoint import file_digest
 from smoothcert.files import write_text_atomic
 from smoothcert.resume import leftover_shards, prepare_outputs, shard_path
+from smoothcert.seeding import CERTIFY_NOISE, generator_for
+from smoothcert.smoothing import SmoothedClassifier
 from smoothcert.tsv import CERTIFY_COLUMNS, PREDICT_COLUMNS, ResultsFile, complete_lines, completed_indices
 
 METHODS = ("certify", "tcertify", "both")
@@ -164,8 +164,9 @@ def certify_dataset(
     _prepare_on_first(paths.values(), record, resume, rank, world)
     if rank == 0:  # rows a killed run of several processes left in shards join the file
         for path in paths.values():
-            if leftover_shards(path):
-                _merge_shards(path, leftover_shards(path), CERTIFY_COLUMNS)
+            shards = leftover_shards(path)
+            if shards:
+                _merge_shards(path, shards, CERTIFY_COLUMNS)
     device = smoothed.device or torch.device("cpu")
     done = set.intersection(*(completed_indices(path, CERTIFY_COLUMNS) for path in paths.values())) if rank == 0 else None
     if world > 1:
