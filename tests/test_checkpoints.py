@@ -64,16 +64,20 @@ def reference_cifar_forward(state: dict, x: torch.Tensor, depth: int) -> torch.T
     return F.linear(F.avg_pool2d(h, 8).flatten(1), state["1.fc.weight"], state["1.fc.bias"])
 
 
-def save_released(path: Path, arch: str, state: dict) -> Path:
+def save_released(path: Path, arch: str, state: dict, legacy: bool = False) -> Path:
+    """``legacy``: torch's format before 1.6 (not a zip), in which the 2019 models were saved."""
     torch.save({"epoch": 90, "arch": arch, "state_dict": state,
-                "optimizer": {"state": {}, "param_groups": [{"lr": 0.001, "momentum": 0.9, "params": [0, 1]}]}}, path)
+                "optimizer": {"state": {}, "param_groups": [{"lr": 0.001, "momentum": 0.9, "params": [0, 1]}]}}, path,
+               _use_new_zipfile_serialization=not legacy)
     return path
 
 
-@pytest.mark.parametrize("depth", [20, 110])
-def test_released_cifar_resnet_computes_what_its_weights_define(tmp_path, depth):
+@pytest.mark.parametrize("depth,legacy", [(20, False), (110, False), (20, True)])
+def test_released_cifar_resnet_computes_what_its_weights_define(tmp_path, depth, legacy):
     state = released_cifar_state(depth)
-    model, entries = load_classifier(save_released(tmp_path / "checkpoint.pth.tar", f"cifar_resnet{depth}", state), sigma=0.25)
+    path = save_released(tmp_path / "checkpoint.pth.tar", f"cifar_resnet{depth}", state, legacy=legacy)
+    assert (path.read_bytes()[:2] == b"PK") != legacy
+    model, entries = load_classifier(path, sigma=0.25)
     assert (entries["dataset"], entries["num_classes"], entries["sigma"]) == ("cifar10", 10, 0.25)
     x = torch.rand(4, 3, 32, 32)
     with torch.no_grad():
