@@ -106,12 +106,14 @@ def test_training_killed_mid_run_resumes_to_the_uninterrupted_weights(tmp_path):
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     kill_when(process, lambda: (tmp_path / "part" / "checkpoint.pt").is_file())  # killed in the second epoch
     assert load_checkpoint(tmp_path / "part" / "checkpoint.pt")["epoch"] in (1, 2)
+    (tmp_path / "part" / ".checkpoint.pt.x1y2.tmp").write_bytes(b"PK\x03\x04 a save the kill cut off")
     assert main(train_arguments(tmp_path / "part", "--resume")) == 0
     whole, part = (load_checkpoint(tmp_path / name / "checkpoint.pt") for name in ("whole", "part"))
     assert part["epoch"] == whole["epoch"] == 3
     assert all(torch.equal(whole["state_dict"][key], part["state_dict"][key]) for key in whole["state_dict"])
     logged = lambda name: [row.split(",")[:-1] for row in (tmp_path / name / "log.csv").read_text().splitlines()]  # but seconds
     assert logged("part") == logged("whole")
+    assert not list((tmp_path / "part").glob("*.tmp"))  # what a kill mid-save leaves is cleared
 
 
 def test_augmented_training_resumes_to_the_same_weights(tmp_path, cifar_dir):

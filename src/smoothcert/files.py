@@ -4,6 +4,7 @@ half-written one, even when the writer is killed mid-write."""
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 from pathlib import Path
@@ -27,6 +28,14 @@ def ensure_writable_folder(path: str | Path) -> Path:
     except OSError as error:
         raise _unwritable(folder, error) from None
     return folder
+
+
+def remove_stale_temporaries(path: str | Path) -> None:
+    """Remove the temporary files a writer of ``path`` killed mid-write left beside it (a
+    process killed with SIGKILL cannot clean up; the target itself is intact)."""
+    target = Path(path)
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        stale.unlink(missing_ok=True)
 
 
 def _atomic(path: str | Path, mode: str, write: Callable[[IO[Any]], None]) -> Path:

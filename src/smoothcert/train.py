@@ -40,7 +40,7 @@ from smoothcert.attacks import smoothed_pgd
 from smoothcert.checkpoint import load_checkpoint, save_checkpoint
 from smoothcert.data import dataset_info, load_dataset
 from smoothcert.distributed import Distributed, setup_distributed, teardown
-from smoothcert.files import ensure_writable_folder, write_text_atomic
+from smoothcert.files import ensure_writable_folder, remove_stale_temporaries, write_text_atomic
 from smoothcert.losses import regularized_risk
 from smoothcert.models import ARCHITECTURES, build_model
 from smoothcert.seeding import AUGMENT, DATA_ORDER, EVAL_NOISE, INIT, TRAIN_NOISE, derive_seed, generator_for
@@ -309,6 +309,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
     state = _resumed_state(config, checkpoint_path, resume, env.device)
     if env.main:
         ensure_writable_folder(out_dir)
+        remove_stale_temporaries(checkpoint_path)
 
     torch.manual_seed(derive_seed(config.seed, INIT))
     model = build_model(config.arch, info.num_classes, info.mean, info.std).to(env.device)
