@@ -61,6 +61,17 @@ def test_pb_upper_matches_root_finding_on_the_sum(seed):
     assert sum(sps.binom.cdf(int(v), n, got) for v in others) <= alpha * (1 + 1e-9)
 
 
+@pytest.mark.parametrize("others,n,alpha", [
+    ([38, 58, 43, 59, 4, 12, 35], 283, 0.05),  # the search stops where S(p) - alpha is exactly 0
+    ([22, 5], 70, 0.8125),
+    ([8, 11, 0, 2, 30, 36, 41, 51], 184, 0.8125),
+    *[(list(map(int, np.random.default_rng(s).integers(0, 60, 1 + s % 11))), 400, a) for s in range(30) for a in (0.001, 0.25)],
+])
+def test_pb_upper_is_within_its_tolerance_above_the_root(others, n, alpha):
+    got, want = float(stats.pb_upper(others, n, alpha)), ref_pb_upper(others, n, alpha)
+    assert want - 1e-15 <= got <= want + stats.PB_UPPER_XATOL
+
+
 def test_pb_upper_with_1000_classes_mostly_zero():
     rng = np.random.default_rng(7)
     others = np.zeros(999, dtype=int)

@@ -240,7 +240,7 @@ def predict_dataset(
 ) -> Path:
     """Cohen et al.'s PREDICT on the selected examples, one TSV row each, with the settings
     recorded and checked on ``resume`` as in :func:`certify_dataset`."""
-    CertifySettings(n0=1, n=n, alpha=alpha, batch_size=batch_size, skip=skip, max_count=max_count).validate()
+    CertifySettings(n0=1, n=n, alpha=alpha, batch_size=batch_size, skip=skip, max_count=max_count, seed=seed).validate()  # the same checks
     record = dict(n=n, alpha=alpha, batch_size=batch_size, skip=skip, max_count=max_count, seed=seed, sigma=smoothed.sigma,
                   **(metadata or {}))
     prepare_outputs([Path(outfile)], record, resume)

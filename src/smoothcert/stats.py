@@ -169,11 +169,16 @@ def pb_upper(others: ArrayLike, n: ArrayLike, alpha: ArrayLike) -> NDArray[np.fl
     if len(inner):
         search = elementwise.find_root(
             excess, (lo[inner], hi[inner]), args=(inner,),
-            tolerances=dict(xatol=PB_UPPER_XATOL, xrtol=0.0, fatol=0.0, frtol=0.0),
+            # it stops once the bracket is within twice the tolerance: half of it keeps the
+            # returned end within PB_UPPER_XATOL of the root
+            tolerances=dict(xatol=PB_UPPER_XATOL / 2, xrtol=0.0, fatol=0.0, frtol=0.0),
         )
         if not np.all(search.success):
             raise ArithmeticError(f"pb_upper: root finding failed with status {np.unique(search.status)}")
-        found[inner] = np.maximum(*search.bracket)
+        # the smallest end where S(p) <= alpha: the right end, or the left one when the search
+        # stopped on it because S(p) - alpha evaluated to exactly 0 there
+        ends, signs = np.stack(search.bracket), np.stack(search.f_bracket)
+        found[inner] = np.where(signs <= 0, ends, np.inf).min(axis=0)
     result[idx] = found
     return result.reshape(np.broadcast_shapes(row_shape, n_arr.shape, alpha_arr.shape))
 
