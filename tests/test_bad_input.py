@@ -7,9 +7,9 @@ file there must hold the bytes it held before, and no file may have been added.
 """
 
 import math
-import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -25,8 +25,6 @@ from smoothcert.smoothing import SmoothedClassifier
 from smoothcert.train import TrainConfig, preset
 from smoothcert.tsv import read_results
 from test_checkpoints import released_cifar_state, save_released
-
-import numpy as np
 
 
 @pytest.fixture(scope="module")

@@ -41,8 +41,12 @@ def completed_indices(path: str | Path, columns: Sequence[str]) -> set[int]:
     path = Path(path)
     if not path.is_file() or not path.stat().st_size:
         return set()
-    complete = complete_lines(path, columns)
-    return {int(line.split("\t", 1)[0]) for line in complete[1:] if line}
+    return _indices(complete_lines(path, columns))
+
+
+def _indices(lines: Sequence[str]) -> set[int]:
+    """The ``idx`` of the rows among ``lines`` (header first)."""
+    return {int(line.split("\t", 1)[0]) for line in lines[1:] if line}
 
 
 class ResultsFile:
@@ -53,11 +57,13 @@ class ResultsFile:
         self.path, self.columns = Path(path), tuple(columns)
         if self.path.is_file() and self.path.stat().st_size:
             complete = complete_lines(self.path, self.columns)
-            if not self.path.read_text().endswith("\n"):  # a partial row: drop it
-                write_text_atomic(self.path, "\n".join(complete) + "\n")
+            kept = "\n".join(complete) + "\n"
+            if len(kept.encode()) != self.path.stat().st_size:  # a partial row follows the complete ones: drop it
+                write_text_atomic(self.path, kept)
+            self.done = _indices(complete)
         else:
             write_text_atomic(self.path, "\t".join(self.columns) + "\n")
-        self.done = completed_indices(self.path, self.columns)
+            self.done = set()
         self._stream = self.path.open("a")
 
     def append(self, row: dict[str, Any]) -> None:
