@@ -1,5 +1,7 @@
 """Samples used and certified accuracy at the target radius: CERTIFY with early stopping
-(--target-radius) against full-n CERTIFY, on the embedded MNIST test digits.
+(--target-radius) by the confidence sequence (--early-stop sequence, a look after every block of
+100 samples) and by the five fixed checkpoints (--early-stop checkpoints), against full-n CERTIFY,
+on the same model, test digits, noise and targets (the embedded MNIST test digits).
 
     python benchmarks/early_stopping.py [--checkpoint PATH] [--n 10000] [--targets 0.25 0.5 1.0] [--skip 5]
 
@@ -19,6 +21,8 @@ from smoothcert.evaluate import CertifySettings, certify_dataset
 from smoothcert.smoothing import SmoothedClassifier
 from smoothcert.train import preset, train
 from smoothcert.tsv import read_results
+
+RULES = ("checkpoints", "sequence")
 
 
 def main() -> None:
@@ -40,18 +44,22 @@ def main() -> None:
         full = read_results(certify_dataset(smoothed, test, Path(folder) / "full.tsv", CertifySettings(**base), progress=False)["certify"])
         full_seconds = time.perf_counter() - started
         print(f"sigma = {entries['sigma']}, n = {args.n}, alpha = {args.alpha}, {len(full)} test digits; full-n CERTIFY took {full_seconds:.0f} s")
-        print("| target radius | certified at target, full n | certified at target, early stopping | mean samples (of n) | time |")
-        print("|---|---|---|---|---|")
+        print("| target radius | rule | certified at target, full n | certified at target, early stopping | mean samples (of n) "
+              "| fewer samples than checkpoints | time |")
+        print("|---|---|---|---|---|---|---|")
+        at_target = lambda rows, target: sum(r["correct"] and r["radius"] >= target for r in rows) / len(rows)
         for target in args.targets:
-            started = time.perf_counter()
-            paths = certify_dataset(smoothed, test, Path(folder) / f"early{target:g}.tsv",
-                                    CertifySettings(**base, target_radius=target), progress=False)
-            seconds = time.perf_counter() - started
-            early = read_results(paths["certify"])
-            at_target = lambda rows: sum(r["correct"] and r["radius"] >= target for r in rows) / len(rows)
-            samples = sum(int(r["samples"]) for r in early) / len(early)
-            print(f"| {target:g} | {at_target(full):.3f} | {at_target(early):.3f} | {samples:,.0f} ({samples / args.n:.1%}) | "
-                  f"{seconds:.0f} s ({seconds / full_seconds:.0%}) |")
+            samples = {}
+            for rule in RULES:
+                started = time.perf_counter()
+                paths = certify_dataset(smoothed, test, Path(folder) / f"{rule}{target:g}.tsv",
+                                        CertifySettings(**base, target_radius=target, early_stop=rule), progress=False)
+                seconds = time.perf_counter() - started
+                early = read_results(paths["certify"])
+                samples[rule] = sum(int(r["samples"]) for r in early) / len(early)
+                print(f"| {target:g} | {rule} | {at_target(full, target):.3f} | {at_target(early, target):.3f} | "
+                      f"{samples[rule]:,.0f} ({samples[rule] / args.n:.1%}) | {samples['checkpoints'] / samples[rule]:.2f}x | "
+                      f"{seconds:.0f} s ({seconds / full_seconds:.0%}) |")
 
 
 if __name__ == "__main__":

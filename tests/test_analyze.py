@@ -5,7 +5,12 @@ import re
 import numpy as np
 import pytest
 
-from smoothcert.analyze import accuracy_lower_bound, analyze_files, latex_table, markdown_table, summarize
+from scipy import special
+from scipy.stats import binom
+
+from smoothcert import stats
+from smoothcert.analyze import (accuracy_lower_bound, analyze_files, false_certificate_allowance, latex_table, markdown_table,
+                                summarize)
 from smoothcert.cli import main
 from smoothcert.tsv import read_results
 
@@ -42,13 +47,60 @@ def test_known_answers(files):
     assert c.abstention == pytest.approx(1 / 3)
 
 
-def test_lower_bound_formula():
-    acc = np.array([0.8])
-    m, alpha, rho = 500, 0.001, 0.001
-    want = 0.8 - alpha - math.sqrt(alpha * (1 - alpha) * math.log(1 / rho) / m) - math.log(1 / rho) / (3 * m)
-    assert accuracy_lower_bound(acc, m, alpha, rho)[0] == pytest.approx(want)
+def test_lower_bound_is_the_binomial_quantile_bound():
+    acc = np.array([0.8, 0.01])
+    m, alpha, rho = 500, 0.1, 0.001
+    # k*: the smallest k with P(Bin(m, alpha) <= k) >= 1 - rho, by a plain search over k
+    k_star = next(k for k in range(m + 1) if binom.cdf(k, m, alpha) >= 1 - rho)
+    assert false_certificate_allowance(m, alpha, rho) == k_star == 72
+    np.testing.assert_array_equal(accuracy_lower_bound(acc, m, alpha, rho), [0.8 - k_star / m, 0.0])
+    # the deduction (0.144) is more than the earlier formula's 0.140, which was not a valid bound
+    old = alpha + math.sqrt(alpha * (1 - alpha) * math.log(1 / rho) / m) + math.log(1 / rho) / (3 * m)
+    assert k_star / m > old + 0.003
+    for m, alpha, rho in [(1, 0.5, 0.5), (1000, 0.001, 0.001), (10_000, 0.0019, 1e-6), (50, 1e-9, 0.01)]:
+        k = false_certificate_allowance(m, alpha, rho)
+        assert binom.sf(k, m, alpha) <= rho and (k == 0 or binom.sf(k - 1, m, alpha) > rho)
     with pytest.raises(ValueError, match="rho"):
         accuracy_lower_bound(acc, m, alpha, 1.0)
+
+
+def test_lower_bound_holds_by_simulation():
+    # m test inputs whose true top-class probability 0.8 puts their exact radius just below r:
+    # none is truly certified at r, and each is counted as certified at r exactly when CERTIFY's
+    # bound fails, at a rate close to alpha. Over many certification runs the bound exceeds the
+    # true certified accuracy (0) at most at rate rho, where deducting only alpha (the expected
+    # share of false certificates) fails far more often (17% here).
+    m, n, alpha, rho, sigma, runs = 200, 300, 0.1, 0.05, 1.0, 1000
+    r = sigma * special.ndtri(0.8) * (1 + 1e-4)
+    rng = np.random.default_rng(11)
+    misses = naive_misses = 0
+    for _ in range(runs):
+        pa = stats.cp_lower(rng.binomial(n, 0.8, size=m), n, alpha)
+        counted = float(np.mean((pa > 0.5) & (sigma * special.ndtri(pa) >= r)))
+        misses += accuracy_lower_bound(np.array([counted]), m, alpha, rho)[0] > 0
+        naive_misses += counted - alpha > 0
+    assert misses / runs <= binom.isf(1e-4, runs, rho) / runs
+    assert naive_misses / runs > 3 * rho
+
+
+def test_level_is_read_from_the_rows_and_a_contradicting_alpha_is_refused(files, tmp_path):
+    ours, cohen = files
+    paper = tmp_path / "paper.tsv"
+    paper.write_text(OURS.replace("0.001\t0.001\n", "0.001\t0.0019\n", 1))  # one row at the paper grid's 1.9 alpha
+    assert summarize(read_results(ours), "ours").alpha == 0.001
+    assert summarize(read_results(paper), "paper").alpha == 0.0019  # the largest level of the file
+    assert summarize(read_results(cohen), "cohen").alpha == 0.001  # records none: Cohen et al.'s default
+    assert summarize(read_results(cohen), "cohen", alpha=0.01).alpha == 0.01
+    with pytest.raises(ValueError, match="records certificates valid at level 0.0019, but alpha 0.001 was given"):
+        summarize(read_results(paper), "paper", alpha=0.001)
+    assert main(["analyze", str(paper), "--alpha", "0.001", "--out-dir", str(tmp_path / "x")]) == 2
+    with pytest.raises(ValueError, match="level 0.0019, but alpha 0.01"):
+        analyze_files([paper, cohen], radii=[0, 0.5], alpha=0.01)  # --alpha is for files recording no level
+    analyze_files([paper, cohen], out_dir=tmp_path / "out", radii=[0, 0.5])
+    with (tmp_path / "out" / "analysis.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["alpha"] for row in rows] == ["0.0019", "0.001"]
+    assert float(rows[0]["lower@0"]) == pytest.approx(max(0, 0.5 - false_certificate_allowance(4, 0.0019, 0.001) / 4))
 
 
 def _numbers(text):

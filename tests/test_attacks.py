@@ -52,3 +52,21 @@ def test_zero_radius_is_the_identity(setting):
     assert torch.equal(smoothed_pgd(model, x, labels, noise, eps=0.0, steps=3), x)
     with pytest.raises(ValueError, match="non-negative"):
         smoothed_pgd(model, x, labels, noise, eps=-1.0, steps=3)
+
+
+def test_attack_uses_the_capped_adre_term_of_the_training_loss(setting):
+    from smoothcert.losses import adre_term, smoothed_log_probs
+
+    model, x, labels, noise = setting
+    lam, cap = 0.5, 0.1  # a runner-up has at most 1/2 of the mass, so every l_adre is at least log 2 > 0.1
+    with torch.no_grad():
+        capped = smoothed_attack_objective(model, x, labels, noise, lam, adre_cap=cap)
+        free = smoothed_attack_objective(model, x, labels, noise, lam)
+        batch, copies = noise.shape[:2]
+        log_g = smoothed_log_probs(model((x.unsqueeze(1) + noise).flatten(0, 1)).view(batch, copies, -1))
+    l_adre = adre_term(log_g, labels)
+    assert torch.all(l_adre > cap)
+    torch.testing.assert_close(capped, free + lam * (l_adre - cap))
+    # the capped term is constant here, so the attack on it is SmoothAdv's attack
+    torch.testing.assert_close(smoothed_pgd(model, x, labels, noise, eps=0.5, steps=2, lam=lam, adre_cap=cap),
+                               smoothed_pgd(model, x, labels, noise, eps=0.5, steps=2))

@@ -111,6 +111,8 @@ CASES = [
     # certify: names
     ("certify-method", CERTIFY + " --method smooth", "invalid choice: 'smooth'"),
     ("certify-split", CERTIFY + " --split val", "invalid choice: 'val'"),
+    ("certify-pb-bound", CERTIFY + " --method tcertify --pb-bound union", "invalid choice: 'union'"),
+    ("certify-early-stop", CERTIFY + " --target-radius 0.5 --early-stop often", "invalid choice: 'often'"),
     ("certify-dataset-unknown", CERTIFY + " --dataset svhn", "unknown dataset 'svhn'"),
     ("certify-dataset-other", CERTIFY + " --dataset cifar10", "was trained on 'mnist', not 'cifar10'"),
     ("certify-device", CERTIFY + " --device gpu", "not a device name"),
@@ -266,6 +268,10 @@ API_CASES = [
     ("counts-negative", lambda ws, s: certify_from_counts([5, -1], [5, 5], 0.01, 0.5), ValueError, "counts0 must not be negative"),
     ("counts-length", lambda ws, s: t_certify_from_counts([5, 1], [5, 5, 1], 0.01, 0.5), ValueError, "counts"),
     ("predict-alpha", lambda ws, s: predict_from_counts([5, 1], 0.0), ValueError, "alpha"),
+    ("pb-bound", lambda ws, s: t_certify_from_counts([5, 1], [5, 1], 0.01, 0.5, pb_bound="union"), ValueError, "pb_bound must be 'max' or 'sum'"),
+    ("early-stop", lambda ws, s: s.certify_until(image(), 10, 100, 0.01, 0.5, early_stop="often"), ValueError,
+     "early_stop must be one of sequence, checkpoints"),
+    ("settings-pb-bound", lambda ws, s: CertifySettings(pb_bound="union").validate(), ValueError, "pb_bound must be one of max, sum"),
     ("certify-sigma", lambda ws, s: certify_from_counts([5, 1], [5, 1], 0.01, -1.0), ValueError, "sigma"),
     ("settings", lambda ws, s: CertifySettings(alpha=2, n=0).validate(), ValueError, "n must be a positive integer, got 0; alpha must lie"),
     ("train-config", lambda ws, s: TrainConfig(sigma=-1, k=0).validate(), ValueError, "sigma must be positive and finite"),
@@ -280,6 +286,7 @@ API_CASES = [
     ("outputs", lambda ws, s: certify_dataset(s, load_dataset("mnist", "test"), ws["done"] / "cert.tsv",
                                                CertifySettings(n=100, max_count=2)), ValueError, "already holds results"),
     ("analyze", lambda ws, s: analyze_files([ws["done"] / "cert.tsv"], radii=[math.nan]), ValueError, "radii must be"),
+    ("analyze-alpha", lambda ws, s: analyze_files([ws["done"] / "cert.tsv"], alpha=0.5), ValueError, "records certificates valid at level"),
     ("results", lambda ws, s: read_results(ws["bad"] / "none.tsv"), FileNotFoundError, "no results file"),
 ]
 

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
-from reference import ref_cp_lower, ref_pb_upper
+from reference import ref_cp_lower, ref_cp_upper, ref_pb_upper
 from smoothcert import (
     ABSTAIN,
     PAPER_GRID,
@@ -18,7 +18,12 @@ from smoothcert import (
 from smoothcert.certify import grid_level
 
 
-def ref_t_certify_radius(counts0, counts, alpha, sigma, grid, abstain="half"):
+def ref_pb_upper_max(others, n, alpha):
+    """The Clopper-Pearson upper bound on the largest other count, by root finding."""
+    return ref_cp_upper(int(np.max(others)), n, alpha)
+
+
+def ref_t_certify_radius(counts0, counts, alpha, sigma, grid, abstain="half", pb_bound="max"):
     """Algorithm 2 written out split by split with the reference bounds."""
     top = int(np.argmax(counts0))
     n = int(np.sum(counts))
@@ -27,7 +32,7 @@ def ref_t_certify_radius(counts0, counts, alpha, sigma, grid, abstain="half"):
     for g in grid:
         a = g * alpha
         pa = ref_cp_lower(int(counts[top]), n, a)
-        pb = 1 - pa if g == 1.0 else ref_pb_upper(others, n, alpha - a)
+        pb = 1 - pa if g == 1.0 else (ref_pb_upper_max if pb_bound == "max" else ref_pb_upper)(others, n, alpha - a)
         ok = pa > 0.5 if abstain == "half" else pa > pb
         if ok:
             best = max(best, sigma / 2 * (sps.norm.ppf(pa) - sps.norm.ppf(pb)))
@@ -69,15 +74,32 @@ def test_t_certify_is_algorithm_2(seed):
     probs /= probs.sum()
     counts0, counts = rng.multinomial(100, probs), rng.multinomial(5000, probs)
     sigma, alpha = 0.5, 0.01
-    paper = t_certify_from_counts(counts0, counts, alpha, sigma, selection="paper")
-    assert paper.radius == pytest.approx(ref_t_certify_radius(counts0, counts, alpha, sigma, PAPER_GRID), abs=1e-8)
+    paper = t_certify_from_counts(counts0, counts, alpha, sigma, selection="paper", pb_bound="sum")
+    assert paper.radius == pytest.approx(ref_t_certify_radius(counts0, counts, alpha, sigma, PAPER_GRID, pb_bound="sum"), abs=1e-8)
     assert paper.level == pytest.approx(1.9 * alpha)
+    paper_max = t_certify_from_counts(counts0, counts, alpha, sigma, selection="paper")
+    assert paper_max.radius == pytest.approx(ref_t_certify_radius(counts0, counts, alpha, sigma, PAPER_GRID), abs=1e-8)
+    assert paper_max.radius >= paper.radius - 1e-12  # the max-count bound is never looser
     corrected = t_certify_from_counts(counts0, counts, alpha, sigma)
+    corrected_sum = t_certify_from_counts(counts0, counts, alpha, sigma, pb_bound="sum")
+    assert corrected_sum.radius == pytest.approx(ref_t_certify_radius(counts0, counts, alpha / 1.9, sigma, PAPER_GRID, pb_bound="sum"),
+                                                 abs=1e-8)
     assert corrected.level == alpha
     assert corrected.radius == pytest.approx(ref_t_certify_radius(counts0, counts, alpha / 1.9, sigma, PAPER_GRID), abs=1e-8)
     assert corrected.alpha_prime <= alpha / 1.9 + 1e-15
     relaxed = t_certify_from_counts(counts0, counts, alpha, sigma, abstain="runner_up")
     assert relaxed.radius == pytest.approx(ref_t_certify_radius(counts0, counts, alpha / 1.9, sigma, PAPER_GRID, "runner_up"), abs=1e-8)
+
+
+def test_max_count_bound_is_tighter_where_the_runner_up_mass_is_spread():
+    # 1000 classes, the top one with 60% and the rest spread evenly over the other 999
+    counts = np.full(1000, 40)
+    counts[0] = 100_000 - 40 * 999
+    counts0 = np.eye(1000, dtype=int)[0] * 100
+    by_max = t_certify_from_counts(counts0, counts, 0.001, 0.5)
+    by_sum = t_certify_from_counts(counts0, counts, 0.001, 0.5, pb_bound="sum")
+    assert by_max.label == by_sum.label == 0
+    assert by_max.pb_upper < by_sum.pb_upper and by_max.radius > by_sum.radius + 1e-3
 
 
 def test_grid_level_is_the_union_bound():

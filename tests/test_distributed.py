@@ -27,8 +27,12 @@ def test_two_processes_match_one(tmp_path):
     two = load_checkpoint(tmp_path / "two" / "checkpoint.pt")["state_dict"]
     one = load_checkpoint(tmp_path / "one" / "checkpoint.pt")["state_dict"]
     assert two.keys() == one.keys()
+    # Averaging two shards' gradients sums in another order than one process does; after 20 SGD
+    # steps with momentum that leaves elementwise differences of up to 5e-5 (relative 3e-2 on
+    # elements near zero), while each tensor differs by at most 4e-5 of its norm (measured). A
+    # run on other batches differs by 0.14 to 1.1 of the norm: the tolerance is far below that.
     for key in one:
-        torch.testing.assert_close(two[key], one[key], rtol=1e-4, atol=1e-5)
+        assert float((two[key] - one[key]).norm()) <= 5e-4 * float(one[key].norm()), key
     # and training did move the weights away from their initialization
     torch.manual_seed(derive_seed(0, INIT))
     start = build_model("small_cnn", 10, (0.1307,), (0.3081,)).state_dict()

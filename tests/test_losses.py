@@ -87,7 +87,7 @@ def test_adre_gradient_pushes_the_runner_up_down(batch):
 
 
 def test_objective_is_unbounded_below_when_every_copy_is_right():
-    # FIELD-NOTES: scaling up logits that classify every copy correctly sends -lam * l_adre to -inf
+    # docs/results.md: scaling up logits that classify every copy correctly sends -lam * l_adre to -inf
     labels = torch.tensor([1])
     base = torch.tensor([[[0.0, 2.0, 0.5], [0.1, 1.5, 0.0]]])
     losses = [float(regularized_risk(base * scale, labels, 0.2).loss) for scale in (1, 10, 100)]

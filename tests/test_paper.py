@@ -1,7 +1,8 @@
+from dataclasses import replace
+
 import pytest
 
-from smoothcert.evaluate import CertifySettings
-from smoothcert.paper import cell_config
+from smoothcert.paper import PAPER_LABELS, cell_certify_settings, cell_config
 from smoothcert.pipeline import train_and_certify
 from smoothcert.tsv import read_results
 
@@ -23,6 +24,10 @@ def test_table1_cells_use_the_papers_settings():
 def test_a_cell_runs_end_to_end_on_the_cifar_format(tmp_path, cifar_dir):
     config = cell_config("cifar10", 0.25, 0.1, str(cifar_dir), str(tmp_path / "cell"), arch="cifar_resnet20", epochs=1,
                          batch_size=20, workers=0, device="cpu")
-    paths = train_and_certify(config, CertifySettings(n0=10, n=40, batch_size=40, method="both", skip=2), progress=False)
-    assert set(paths) == {"certify", "tcertify"}
+    settings = replace(cell_certify_settings("cifar10"), n0=10, n=40, batch_size=40, skip=2)
+    paths = train_and_certify(config, settings, progress=False)
+    assert set(paths) == set(PAPER_LABELS) == {"certify", "tcertify", "tcertify_paper"}
     assert [r["idx"] for r in read_results(paths["tcertify"])] == [0, 2, 4]
+    # the paper's exact T-CERTIFY, on the same noise, records the level its grid is proven at
+    assert {r["level"] for r in read_results(paths["tcertify_paper"])} == {"0.0019"}
+    assert {r["level"] for r in read_results(paths["tcertify"])} == {"0.001"}

@@ -134,3 +134,25 @@ def test_counts_do_not_depend_on_batch_size_or_packing(halfspace):
     # and certify is the same computation on one input
     cert = smoothed.certify(x, 100, 250, 0.01, batch_size=70, generator=torch.Generator().manual_seed(1))
     assert cert == certify_from_counts(packed[0, 0], packed[0, 1], 0.01, 1.0)
+
+
+def test_early_stopping_through_the_classifier_stays_valid_and_stops_early(halfspace):
+    # sigma = 1 puts pA at Phi(0.6) = 0.73; the target sits just below the exact radius, so the
+    # rule stops as soon as a bound crosses it, and a radius above 0.6 would be a wrong certificate
+    model, x, exact = halfspace
+    smoothed = SmoothedClassifier(model, num_classes=2, sigma=1.0)
+    alpha, trials = 0.1, 200
+    wrong = 0
+    for seed in range(trials):
+        cert, used = smoothed.certify_until(x, n0=100, n=3000, alpha=alpha, target_radius=0.97 * exact, batch_size=400, seed=seed)
+        assert used % 100 == 0 and 100 <= used <= 3000 and cert.level == alpha
+        wrong += cert.label == 1 and cert.radius > exact
+    assert wrong / trials <= sps.binom.isf(1e-4, trials, alpha) / trials
+    # at sigma = 0.25 (pA = 0.992) a target far inside the exact radius is decided after the
+    # first block of 100 samples
+    smoothed = SmoothedClassifier(model, num_classes=2, sigma=0.25)
+    cert, used = smoothed.certify_until(x, n0=100, n=10_000, alpha=0.001, target_radius=0.05, seed=0)
+    assert cert.label == 1 and cert.radius >= 0.05 and used == 100
+    # and the fixed checkpoints first look at n/16 (rounded up to a block)
+    _, used = smoothed.certify_until(x, n0=100, n=10_000, alpha=0.001, target_radius=0.05, early_stop="checkpoints", seed=0)
+    assert used == 700

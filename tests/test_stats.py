@@ -107,6 +107,28 @@ def test_pb_upper_broadcasts_rows_and_levels():
             assert got[i, j] == pytest.approx(ref_pb_upper(rows[j], 50, float(alphas[i, 0])), abs=TOL)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_pb_upper_max_is_clopper_pearson_on_the_largest_count_and_never_looser_than_eq_14(seed):
+    rng = np.random.default_rng(seed)
+    m = int(rng.integers(1, 40))
+    n = int(rng.integers(m + 1, 5000))
+    others = rng.multinomial(int(rng.integers(0, n // 2 + 1)), np.ones(m) / m)
+    alpha = float(10 ** rng.uniform(-6, -1))
+    bound = float(stats.pb_upper_max(others, n, alpha))
+    assert bound == pytest.approx(ref_cp_upper(int(others.max()), n, alpha), abs=1e-12)
+    assert bound <= float(stats.pb_upper(others, n, alpha)) + 1e-15
+
+
+def test_pb_upper_max_on_1000_zero_counts():
+    # 999 other classes without a sample: eq. 14 needs 999 tails to reach beta, the max-count
+    # bound one
+    others, n, beta = np.zeros(999, dtype=int), 100_000, 5e-4
+    by_max, by_sum = float(stats.pb_upper_max(others, n, beta)), float(stats.pb_upper(others, n, beta))
+    assert by_max == pytest.approx(-np.log(beta) / n, rel=1e-3)  # 7.6e-5: (1 - p)^n = beta
+    assert by_sum == pytest.approx(-np.log(beta / 999) / n, rel=1e-3)  # 1.45e-4
+    assert by_max < 0.53 * by_sum
+
+
 def test_radii_match_scipy_normal_quantiles():
     pa, pb, sigma = np.array([0.6, 0.99, 0.51]), np.array([0.3, 0.001, 0.49]), 0.5
     want = sigma / 2 * (sps.norm.ppf(pa) - sps.norm.ppf(pb))
@@ -127,6 +149,9 @@ def test_radii_match_scipy_normal_quantiles():
         (lambda: stats.pb_upper([], 10, 0.1), "at least one class"),
         (lambda: stats.pb_upper([6, 6], 10, 0.1), "more than n"),
         (lambda: stats.pb_upper([-1, 2], 10, 0.1), "between 0 and n"),
+        (lambda: stats.pb_upper_max([], 10, 0.1), "at least one class"),
+        (lambda: stats.pb_upper_max([6, 6], 10, 0.1), "more than n"),
+        (lambda: stats.pb_upper_max([2, 3], 10, 1.5), "alpha"),
         (lambda: stats.radius(0.6, 0.3, 0.0), "sigma"),
         (lambda: stats.cohen_radius(0.6, -1.0), "sigma"),
     ],

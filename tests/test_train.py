@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from smoothcert.checkpoint import load_checkpoint, load_classifier
-from smoothcert.train import PRESETS, GlobalBatchSampler, TrainConfig, learning_rate_factor, preset, train, training_step
+from smoothcert.train import (PRESETS, GlobalBatchSampler, TrainConfig, attack_radius, learning_rate_factor, preset, train,
+                              training_step)
 
 
 def quick(tmp_path, name, **overrides):
@@ -63,7 +64,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
 
 
 def test_runaway_adre_is_reported(tmp_path):
-    # the faithful objective with a large lambda runs away on these digits (FIELD-NOTES)
+    # the faithful objective with a large lambda runs away on these digits (docs/results.md)
     config = quick(tmp_path, "runaway", method="adre", k=4, lam=1.0, epochs=3, lr=0.1)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -95,6 +96,13 @@ def test_schedules():
     assert learning_rate_factor(cosine, 8) == 1.0
     # the paper's 0.05 (1 + cos(pi t / 42)) at lr 0.1
     assert 0.1 * learning_rate_factor(cosine, 8 + 21) == pytest.approx(0.05 * (1 + math.cos(math.pi * 21 / 42)))
+
+
+def test_attack_radius_ramps_up_over_the_warm_up_epochs():
+    config = preset("cifar10", method="smoothadv", eps=0.5, attack_steps=2)
+    assert config.eps_warmup == 10  # Salman et al.'s CIFAR-10 runs
+    assert [attack_radius(config, e) for e in (0, 4, 9, 10, 149)] == [pytest.approx(0.05), pytest.approx(0.25), 0.5, 0.5, 0.5]
+    assert attack_radius(preset("mnist", method="smoothadv", eps=0.5), 0) == 0.5  # no warm-up
 
 
 def test_global_batches_are_split_between_processes():

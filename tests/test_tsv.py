@@ -1,6 +1,8 @@
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from smoothcert.tsv import parse_time, read_results
+from smoothcert.tsv import CERTIFY_COLUMNS, ResultsFile, format_value, parse_time, read_results
 
 
 def test_cohen_format_with_mixed_time_cells(tmp_path):
@@ -37,3 +39,28 @@ def test_atomic_writes_get_the_usual_file_mode(tmp_path):
         os.umask(mask)
     assert path.read_text() == "x" and (path.stat().st_mode & 0o777) == 0o644
     assert not list(tmp_path.glob(".a.txt.*"))  # no temporary file left behind
+
+
+def test_bounds_are_written_rounded_in_their_safe_direction(tmp_path):
+    from smoothcert.analyze import certified_accuracy
+
+    path = tmp_path / "boundary.tsv"
+    row = dict(idx=0, label=1, predict=1, radius=0.24999996, correct=True, time=1.0, pa_lower=0.59870630,
+               pb_upper=0.40129370000000004, alpha_prime=0.001, level=0.001, samples=100)
+    with ResultsFile(path, CERTIFY_COLUMNS) as results:
+        results.append(row)
+    (written,) = read_results(path)
+    assert written["radius"] == 0.249999  # rounded to nearest it would read 0.25 and count as certified there
+    assert certified_accuracy([written], [0.25])[0] == 0.0
+    assert float(written["pa_lower"]) <= row["pa_lower"] and float(written["pb_upper"]) >= row["pb_upper"]
+    assert written["pb_upper"] == "0.401294"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(min_value=-1e6, max_value=1e6, allow_nan=False))
+def test_directed_rounding_never_crosses_the_value(value):
+    from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR
+
+    assert float(format_value(value, ROUND_FLOOR)) <= value <= float(format_value(value, ROUND_CEILING))
+    assert abs(float(format_value(value, ROUND_DOWN))) <= abs(value)
+    assert float(format_value(value, ROUND_DOWN)) == pytest.approx(value, rel=1e-5, abs=1e-300)

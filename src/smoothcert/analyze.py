@@ -6,9 +6,11 @@ For certificates ``(label_i, r_i)`` of ``m`` examples:
 - approximate certified accuracy at ``r`` (the spec's "Experiments"): ``mean_i [correct_i and r_i >= r]``;
 - average certified radius (ACR): ``mean_i [correct_i] r_i``;
 - abstention rate: ``mean_i [label_i = ABSTAIN]``;
-- the lower bound of Cohen et al. (appendix): with probability ``1 - rho`` over the certification
-  noise, the true certified accuracy at ``r`` is at least
-  ``acc(r) - alpha - sqrt(alpha (1 - alpha) log(1/rho) / m) - log(1/rho) / (3 m)``.
+- a lower bound on the true certified accuracy at ``r`` (:func:`accuracy_lower_bound`), valid with
+  probability ``1 - rho`` over the certification noise: ``acc(r) - k* / m``.
+
+The first three are estimates: they count the certificates as if every one were right. The
+fourth is a bound, at the level the rows record.
 """
 
 from __future__ import annotations
@@ -16,20 +18,24 @@ from __future__ import annotations
 import csv
 import io
 import math
-from dataclasses import dataclass
+from decimal import ROUND_FLOOR
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from scipy import stats
 
 from smoothcert.certify import ABSTAIN
 from smoothcert.files import write_bytes_atomic, write_text_atomic
-from smoothcert.tsv import read_results
+from smoothcert.tsv import format_value, read_results
 
 TABLE_RADII = tuple(round(0.25 * i, 2) for i in range(13))
 """0, 0.25, ..., 3.0: the radii of the paper's Table 1."""
 PLOT_STEP = 0.01
 """Radius step of the plotted curves."""
+DEFAULT_ALPHA = 0.001
+"""The level assumed for rows that record none (Cohen et al.'s files; their code's default)."""
 
 
 def certified_accuracy(rows: Sequence[dict[str, Any]], radii: Sequence[float] = TABLE_RADII) -> np.ndarray:
@@ -55,11 +61,55 @@ def _check_levels(alpha: float, rho: float) -> None:
         raise ValueError(f"alpha and rho must lie strictly between 0 and 1, got {alpha} and {rho}")
 
 
-def accuracy_lower_bound(accuracy: np.ndarray, m: int, alpha: float, rho: float) -> np.ndarray:
-    """Cohen et al.'s bound on the true certified accuracy, holding with probability ``1 - rho``."""
+def false_certificate_allowance(m: int, alpha: float, rho: float) -> int:
+    """``k*``, the smallest ``k`` with ``P(Bin(m, alpha) <= k) >= 1 - rho``.
+
+    Computed as the smallest ``k`` with ``P(Bin(m, alpha) > k) <= rho`` (scipy's survival
+    function, accurate where ``1 - cdf`` would cancel), starting from scipy's quantile and
+    stepping to the exact boundary."""
     _check_levels(alpha, rho)
-    log_term = math.log(1 / rho)
-    return accuracy - alpha - math.sqrt(alpha * (1 - alpha) * log_term / m) - log_term / (3 * m)
+    if m < 1:
+        raise ValueError(f"m must be a positive number of examples, got {m}")
+    k = int(stats.binom.isf(rho, m, alpha))
+    while k > 0 and stats.binom.sf(k - 1, m, alpha) <= rho:
+        k -= 1
+    while stats.binom.sf(k, m, alpha) > rho:
+        k += 1
+    return k
+
+
+def accuracy_lower_bound(accuracy: np.ndarray, m: int, alpha: float, rho: float) -> np.ndarray:
+    """A lower bound on the true certified accuracy of ``m`` certificates, each valid at level
+    ``alpha``, holding with probability at least ``1 - rho``: ``max(0, acc(r) - k* / m)`` with
+    ``k*`` of :func:`false_certificate_allowance`.
+
+    Argument. Fix the test set and a radius ``r``. Example ``i`` is *falsely counted* when its
+    certificate has the right label and a radius ``>= r`` but the smoothed classifier is not
+    truly certified at ``r`` around it (its label there differs, or the ball of radius ``r``
+    is not constant). A falsely counted certificate is a wrong certificate, so each example is
+    falsely counted with probability at most ``alpha``, and the events are independent across
+    examples (each draws its own noise). A sum of independent Bernoulli variables with means at
+    most ``alpha`` is stochastically dominated by ``Bin(m, alpha)`` (couple each with a
+    Bernoulli(``alpha``) that is 1 whenever it is), so the number ``F`` of falsely counted
+    examples satisfies ``P(F > k*) <= P(Bin(m, alpha) > k*) <= rho``. The true certified
+    accuracy is at least ``acc(r) - F / m``, hence at least ``acc(r) - k* / m`` with probability
+    at least ``1 - rho``.
+    """
+    return np.maximum(0.0, np.asarray(accuracy) - false_certificate_allowance(m, alpha, rho) / m)
+
+
+def certification_level(rows: Sequence[dict[str, Any]], alpha: float | None, source: str) -> float:
+    """The level of the certificates in ``rows``: the largest ``level`` they record (a file of
+    mixed levels is bounded at its worst), ``alpha`` or :data:`DEFAULT_ALPHA` for rows that
+    record none. An ``alpha`` that contradicts a recorded level is refused."""
+    recorded = [float(row["level"]) for row in rows if row.get("level") not in (None, "")]
+    if not recorded:
+        return DEFAULT_ALPHA if alpha is None else alpha
+    level = max(recorded)
+    if alpha is not None and not math.isclose(alpha, level, rel_tol=1e-6):
+        raise ValueError(f"{source} records certificates valid at level {level:g}, but alpha {alpha:g} was given; "
+                         "leave --alpha out to use the recorded level")
+    return level
 
 
 @dataclass
@@ -73,14 +123,19 @@ class Summary:
     acr: float
     abstention: float
     examples: int
+    alpha: float
+    """The level of the certificates the lower bound assumes."""
 
 
 def summarize(rows: Sequence[dict[str, Any]], name: str, radii: Sequence[float] = TABLE_RADII,
-              alpha: float = 0.001, rho: float = 0.001) -> Summary:
+              alpha: float | None = None, rho: float = 0.001) -> Summary:
+    """The estimates and the lower bound of the module docstring for one file's ``rows``, at the
+    level they record (see :func:`certification_level` for ``alpha``)."""
     accuracy = certified_accuracy(rows, radii)
+    level = certification_level(rows, alpha, name)
     return Summary(name=name, radii=tuple(radii), accuracy=accuracy,
-                   lower_bound=accuracy_lower_bound(accuracy, len(rows), alpha, rho),
-                   acr=average_certified_radius(rows), abstention=abstention_rate(rows), examples=len(rows))
+                   lower_bound=accuracy_lower_bound(accuracy, len(rows), level, rho),
+                   acr=average_certified_radius(rows), abstention=abstention_rate(rows), examples=len(rows), alpha=level)
 
 
 def table_columns(radii: Sequence[float]) -> list[str]:
@@ -158,15 +213,19 @@ def _latex_escape(text: str) -> str:
     return text.replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("%", r"\%").replace("&", r"\&").replace("#", r"\#")
 
 
-def csv_table(summaries: Sequence[Summary]) -> str:
-    """One row per results file: name, examples, accuracy at each radius, the lower bound at each
-    radius, ACR, abstention rate (full precision)."""
+def csv_table(summaries: Sequence[Summary], rho: float) -> str:
+    """One row per results file: name, examples, the certificates' level ``alpha``, the estimated
+    accuracy at each radius, the lower bound at each radius (valid with probability ``1 - rho``,
+    rounded down), ACR, abstention rate."""
     radii = summaries[0].radii
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["name", "examples", *(f"acc@{r:g}" for r in radii), *(f"lower@{r:g}" for r in radii), "acr", "abstain"])
+    writer.writerow(["name", "examples", "alpha", "rho", *(f"acc@{r:g}" for r in radii), *(f"lower@{r:g}" for r in radii), "acr",
+                     "abstain"])
     for s in summaries:
-        writer.writerow([s.name, s.examples, *(f"{v:.6g}" for v in s.accuracy), *(f"{v:.6g}" for v in s.lower_bound), f"{s.acr:.6g}", f"{s.abstention:.6g}"])
+        writer.writerow([s.name, s.examples, format_value(s.alpha), format_value(rho), *(format_value(float(v)) for v in s.accuracy),
+                         *(format_value(float(v), ROUND_FLOOR) for v in s.lower_bound), format_value(s.acr),
+                         format_value(s.abstention)])
     return buffer.getvalue()
 
 
@@ -209,24 +268,27 @@ def plot_curves(curves: Sequence[tuple[str, np.ndarray, np.ndarray]], path_stem:
 
 
 def analyze_files(paths: Sequence[str | Path], labels: Sequence[str] | None = None, out_dir: str | Path | None = None,
-                  radii: Sequence[float] = TABLE_RADII, alpha: float = 0.001, rho: float = 0.001, paired: bool = False,
+                  radii: Sequence[float] = TABLE_RADII, alpha: float | None = None, rho: float = 0.001, paired: bool = False,
                   name: str = "analysis") -> tuple[list[Summary], list[Path]]:
     """Summaries of certification TSVs and, with ``out_dir``, ``<name>.md``, ``.tex``, ``.csv``,
-    ``.png`` and ``.pdf`` there."""
+    ``.png`` and ``.pdf`` there. Each file's lower bound uses the level its rows record; ``alpha``
+    is the level of files that record none (default :data:`DEFAULT_ALPHA`) and must agree with
+    the others'."""
     if labels is not None and len(labels) != len(paths):
         raise ValueError(f"got {len(labels)} labels for {len(paths)} files; give one label per file")
     if not radii or not all(0 <= r < math.inf for r in radii):
         raise ValueError(f"radii must be non-negative finite numbers, got {list(radii)}")
-    _check_levels(alpha, rho)
+    _check_levels(DEFAULT_ALPHA if alpha is None else alpha, rho)
     names = list(labels) if labels is not None else [Path(p).stem for p in paths]
     results = [read_results(p) for p in paths]
-    summaries = [summarize(rows, n, radii, alpha, rho) for rows, n in zip(results, names)]
+    summaries = [summarize(rows, str(path), radii, alpha, rho) for rows, path in zip(results, paths)]
+    summaries = [replace(s, name=n) for s, n in zip(summaries, names)]
     written: list[Path] = []
     if out_dir is not None:
         out = Path(out_dir)
         written.append(write_text_atomic(out / f"{name}.md", markdown_table(summaries) + "\n"))
         written.append(write_text_atomic(out / f"{name}.tex", latex_table(summaries) + "\n"))
-        written.append(write_text_atomic(out / f"{name}.csv", csv_table(summaries)))
+        written.append(write_text_atomic(out / f"{name}.csv", csv_table(summaries, rho)))
         fine = np.arange(0.0, max(radii) + PLOT_STEP / 2, PLOT_STEP)
         written += plot_curves([(n, fine, certified_accuracy(rows, fine)) for rows, n in zip(results, names)], out / name, paired=paired)
     return summaries, written

@@ -38,8 +38,10 @@ PAPER_GRID = tuple(round(0.1 * i, 1) for i in range(1, 11))
 
 Selection = Literal["corrected", "paper", "first_stage"]
 Abstention = Literal["half", "runner_up"]
+PbBound = Literal["max", "sum"]
 SELECTIONS: tuple[str, ...] = get_args(Selection)
 ABSTENTIONS: tuple[str, ...] = get_args(Abstention)
+PB_BOUNDS: tuple[str, ...] = get_args(PbBound)
 
 
 @dataclass(frozen=True)
@@ -133,11 +135,15 @@ def certify_from_counts(counts0: ArrayLike, counts: ArrayLike, alpha: float, sig
     counts0_arr = _as_count_vector(counts0, "counts0")
     counts_arr = _as_count_vector(counts, "counts", num_classes=len(counts0_arr))
     top = _top(counts0_arr)
-    pa = float(stats.cp_lower(counts_arr[top], counts_arr.sum(), alpha))
+    return cohen_certificate(top, float(stats.cp_lower(counts_arr[top], counts_arr.sum(), alpha)), sigma, alpha, alpha)
+
+
+def cohen_certificate(top: int, pa: float, sigma: float, level: float, alpha_prime: float) -> Certificate:
+    """CERTIFY's certificate for class ``top`` from a lower bound ``pa`` on its probability:
+    radius ``sigma * Phi^-1(pa)`` with ``pB = 1 - pa``, or an abstention unless ``pa > 1/2``."""
     certified = pa > 0.5
-    return Certificate(label=top if certified else ABSTAIN,
-                       radius=float(stats.cohen_radius(pa, sigma)) if certified else 0.0,
-                       pa_lower=pa, pb_upper=1.0 - pa, alpha_prime=alpha, level=alpha)
+    return Certificate(label=top if certified else ABSTAIN, radius=float(stats.cohen_radius(pa, sigma)) if certified else 0.0,
+                       pa_lower=pa, pb_upper=1.0 - pa, alpha_prime=alpha_prime, level=level)
 
 
 def grid_level(grid: Sequence[float]) -> float:
@@ -159,9 +165,11 @@ def check_grid(grid: Sequence[float]) -> tuple[float, ...]:
 
 
 def _split_bounds(
-    top_count: int, others: NDArray[np.int64], n: int, alpha: float, fractions: tuple[float, ...]
+    top_count: int, others: NDArray[np.int64], n: int, alpha: float, fractions: tuple[float, ...], pb_bound: PbBound,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-    """``pA_lower`` and ``pB_upper`` of eq. 14 for each split ``alpha' = g * alpha``.
+    """``pA_lower`` and ``pB_upper`` for each split ``alpha' = g * alpha``: ``pB_upper`` from the
+    largest other count (``pb_bound="max"``, :func:`stats.pb_upper_max`) or from eq. 14's sum
+    over every other class (``"sum"``, :func:`stats.pb_upper`), at level ``alpha - alpha'``.
 
     At ``g = 1`` the budget left for ``pB`` is zero and CERTIFY's ``pB = 1 - pA_lower`` is used,
     as Algorithm 2 does; it fails only when ``pA_lower`` fails.
@@ -171,7 +179,8 @@ def _split_bounds(
     pb = 1.0 - pa
     split = alpha_prime < alpha
     if np.any(split):
-        pb[split] = stats.pb_upper(others, n, alpha - alpha_prime[split])
+        upper = stats.pb_upper_max if pb_bound == "max" else stats.pb_upper
+        pb[split] = upper(others, n, alpha - alpha_prime[split])
     return alpha_prime, pa, pb
 
 
@@ -192,6 +201,7 @@ def t_certify_from_counts(
     grid: Sequence[float] = PAPER_GRID,
     selection: Selection = "corrected",
     abstain: Abstention = "half",
+    pb_bound: PbBound = "max",
 ) -> Certificate:
     """T-CERTIFY (Algorithm 2 of the spec): bound ``pA`` and ``pB`` separately by eq. 14 and keep
     the split of ``alpha`` that gives the largest radius ``sigma/2 (Phi^-1(pA) - Phi^-1(pB))``.
@@ -213,11 +223,19 @@ def t_certify_from_counts(
     is the smoothed classifier's class, and Cohen et al.'s Theorem 1 (which needs
     ``pA_lower >= pB_upper``, not ``pA_lower > 1/2``) gives the radius. It certifies a top class
     below 1/2 when the others share the remaining mass.
+
+    ``pb_bound`` picks the upper bound on ``pB``: ``"max"`` (default) is the Clopper-Pearson bound
+    on the largest count among the other classes, ``"sum"`` is eq. 14 of the spec. Both hold at
+    their level (proofs in :func:`stats.pb_upper_max` and :func:`stats.pb_upper`); ``"max"`` is
+    never looser. The paper-exact algorithm is ``selection="paper", pb_bound="sum"``. Both bounds
+    grow as their level shrinks, so the union bound over the grid above covers either.
     """
     alpha, sigma = _check_level(alpha), _check_sigma(sigma)
     fractions = check_grid(grid)
     if abstain not in ABSTENTIONS:
         raise ValueError(f"abstain must be 'half' or 'runner_up', got {abstain!r}")
+    if pb_bound not in PB_BOUNDS:
+        raise ValueError(f"pb_bound must be 'max' or 'sum', got {pb_bound!r}")
     counts0_arr = _as_count_vector(counts0, "counts0")
     counts_arr = _as_count_vector(counts, "counts", num_classes=len(counts0_arr))
     top = _top(counts0_arr)
@@ -231,68 +249,16 @@ def t_certify_from_counts(
     elif selection == "first_stage":
         n0 = int(counts0_arr.sum())
         planned = np.floor(counts0_arr * (n / n0)).astype(np.int64)
-        _, planned_pa, planned_pb = _split_bounds(int(planned[top]), np.delete(planned, top), n, alpha, fractions)
+        _, planned_pa, planned_pb = _split_bounds(int(planned[top]), np.delete(planned, top), n, alpha, fractions, pb_bound)
         plan, _ = _best_split(planned_pa, planned_pb, sigma, abstain)
         fractions = (fractions[plan],)
         run_at, level = alpha, alpha
     else:
         raise ValueError(f"selection must be 'corrected', 'paper' or 'first_stage', got {selection!r}")
 
-    alpha_prime, pa, pb = _split_bounds(int(counts_arr[top]), others, n, run_at, fractions)
+    alpha_prime, pa, pb = _split_bounds(int(counts_arr[top]), others, n, run_at, fractions, pb_bound)
     best, certified = _best_split(pa, pb, sigma, abstain)
     return Certificate(label=top if certified else ABSTAIN,
                        radius=float(stats.radius(pa[best], pb[best], sigma)) if certified else 0.0,
                        pa_lower=float(pa[best]), pb_upper=float(pb[best]),
                        alpha_prime=float(alpha_prime[best]), level=level)
-
-
-@dataclass(frozen=True)
-class SequentialPlan:
-    """Checkpoints ``m_1 < ... < m_J = n`` at which a sequential CERTIFY looks at its counts, and
-    the level ``alpha_j`` of its bound at each (``sum_j alpha_j = alpha``)."""
-
-    checkpoints: tuple[int, ...]
-    levels: tuple[float, ...]
-
-
-def sequential_plan(n: int, alpha: float, stages: int = 5, final_share: float = 0.5, block: int = 100) -> SequentialPlan:
-    """Checkpoints at ``n / 2^(stages - 1), ..., n / 2, n`` (rounded up to multiples of ``block``,
-    so that the samples up to a checkpoint are a prefix of a full-``n`` run's samples); the last
-    checkpoint gets ``final_share * alpha`` and the others share the rest equally."""
-    alpha = _check_level(alpha)
-    if stages < 1 or not 0 < final_share <= 1 or n < 1:
-        raise ValueError(f"need n >= 1, stages >= 1 and final_share in (0, 1], got n={n}, stages={stages}, final_share={final_share}")
-    points = sorted({min(n, -(-(n >> k) // block) * block) for k in range(stages)} | {n})
-    if len(points) == 1:
-        return SequentialPlan((n,), (alpha,))
-    early = (1 - final_share) * alpha / (len(points) - 1)
-    return SequentialPlan(tuple(points), tuple([early] * (len(points) - 1) + [final_share * alpha]))
-
-
-def sequential_decision(
-    plan: SequentialPlan, stage: int, top: int, top_count: int, sigma: float, target_radius: float, alpha: float,
-) -> Certificate | None:
-    """CERTIFY with early stopping, at checkpoint ``stage`` of ``plan``, after ``top_count`` of the
-    first ``plan.checkpoints[stage]`` estimation samples went to the class ``top`` chosen on the
-    selection samples. Returns the final certificate, or None to keep sampling.
-
-    It stops when the bound at this checkpoint, ``pA_lower = cp_lower(top_count, m_j, alpha_j)``,
-    already certifies ``target_radius``, or when no later checkpoint could certify it even if
-    every remaining sample went to ``top`` (then the outcome at the target is decided: it is not
-    certified). Validity under optional stopping: the bounds at all checkpoints hold together with
-    probability at least ``1 - sum_j alpha_j = 1 - alpha`` (a union bound over a fixed set of
-    checkpoints), whatever rule picks the checkpoint at which to stop; the returned certificate
-    uses the bound of the checkpoint where it stopped.
-    """
-    sigma = _check_sigma(sigma)
-    m, level = plan.checkpoints[stage], plan.levels[stage]
-    pa = float(stats.cp_lower(top_count, m, level))
-    radius = float(stats.cohen_radius(pa, sigma)) if pa > 0.5 else 0.0
-    if pa > 0.5 and radius >= target_radius:
-        return Certificate(label=top, radius=radius, pa_lower=pa, pb_upper=1 - pa, alpha_prime=level, level=alpha)
-    later = range(stage + 1, len(plan.checkpoints))
-    best_later = max((float(stats.cohen_radius(stats.cp_lower(top_count + plan.checkpoints[k] - m, plan.checkpoints[k], plan.levels[k]), sigma))
-                      for k in later), default=-np.inf)
-    if best_later >= target_radius:
-        return None
-    return Certificate(label=top if pa > 0.5 else ABSTAIN, radius=radius, pa_lower=pa, pb_upper=1 - pa, alpha_prime=level, level=alpha)

@@ -18,6 +18,7 @@ TRAIN_OPTIONS = {
     "adre_cap": (float, "bound l_adre per example (e.g. 6.9 = -log 0.001); off by default"),
     "eps": (float, "l2 radius of the training attack (smoothadv, adre_adv)"),
     "attack_steps": (int, "PGD steps of the training attack"),
+    "eps_warmup": (int, "epochs over which the attack radius ramps linearly from 0 to eps (Salman et al.'s --warmup; 0 = off)"),
     "epochs": (int, None), "batch_size": (int, "global batch size"), "lr": (float, None), "momentum": (float, None),
     "weight_decay": (float, None), "label_smoothing": (float, None), "schedule": (str, "step or cosine"),
     "lr_step": (int, "epochs between learning-rate drops (step)"), "lr_gamma": (float, "learning-rate drop factor (step)"),
@@ -87,15 +88,22 @@ def build_parser() -> argparse.ArgumentParser:
     certify.add_argument("--n0", "--N0", type=int, default=100, help="selection samples (Cohen et al.'s N0)")
     certify.add_argument("--n", "--N", type=int, default=100_000, dest="n",
                          help="estimation samples (Cohen et al.'s N; under torchrun write --N, since torchrun takes --n for its own)")
-    certify.add_argument("--method", default="certify", choices=["certify", "tcertify", "both"],
-                         help="both: the two algorithms on the same noise, written to OUTFILE's .certify.tsv and .tcertify.tsv")
+    certify.add_argument("--method", default="certify", choices=["certify", "tcertify", "both", "all"],
+                         help="both: the two algorithms on the same noise, written to OUTFILE's .certify.tsv and .tcertify.tsv; "
+                              "all: also the paper's exact T-CERTIFY (--selection paper --pb-bound sum) in .tcertify_paper.tsv")
     certify.add_argument("--selection", default="corrected", choices=["corrected", "paper", "first_stage"],
                          help="how T-CERTIFY's best split stays valid (see README)")
     certify.add_argument("--abstain", default="half", choices=["half", "runner_up"])
+    certify.add_argument("--pb-bound", default="max", choices=["max", "sum"],
+                         help="T-CERTIFY's bound on pB: max (Clopper-Pearson on the largest other count, never looser) or sum "
+                              "(eq. 14; with --selection paper, the paper's algorithm exactly)")
     certify.add_argument("--grid", type=float, nargs="+", default=list(PAPER_GRID), help="T-CERTIFY's alpha'/alpha grid")
     certify.add_argument("--target-radius", type=float,
                          help="CERTIFY with early stopping: stop sampling an input once it certifies this radius or cannot")
-    certify.add_argument("--stages", type=int, default=5, help="checkpoints of the early-stopping test (n/16, n/8, ..., n)")
+    certify.add_argument("--early-stop", default="sequence", choices=["sequence", "checkpoints"],
+                         help="how early stopping stays valid: a confidence sequence checked after every 100 samples, or "
+                              "Clopper-Pearson bounds at --stages fixed checkpoints")
+    certify.add_argument("--stages", type=int, default=5, help="checkpoints of --early-stop checkpoints (n/16, n/8, ..., n)")
     speed = certify.add_argument_group("faster forward passes (each may change predictions; recorded in OUTFILE.json)")
     speed.add_argument("--fast", action="store_true", help="all of the below (bf16 only on CUDA)")
     speed.add_argument("--fold-bn", action="store_true", help="fold BatchNorm into the preceding convolutions")
@@ -110,7 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--out-dir", default="analysis", help="where NAME.md, .tex, .csv, .png and .pdf go")
     analyze.add_argument("--name", default="analysis")
     analyze.add_argument("--paired", action="store_true", help="plot consecutive files as solid/dashed pairs of one color")
-    analyze.add_argument("--alpha", type=float, default=0.001, help="the certification's alpha, for the accuracy lower bound")
+    analyze.add_argument("--alpha", type=float,
+                         help="the level of certificates whose rows record none (Cohen et al.'s files; default 0.001); "
+                              "files that record a level use it, and a different --alpha is refused")
     analyze.add_argument("--rho", type=float, default=0.001, help="the lower bound holds with probability 1 - rho")
 
     reproduce = commands.add_parser("reproduce", help="the study on the embedded MNIST digits: Table 1 and Figures 1-2 analogs")
@@ -199,8 +209,10 @@ def _run(args: argparse.Namespace) -> int:
         from smoothcert.evaluate import CertifySettings, certify_dataset
 
         settings = CertifySettings(n0=args.n0, n=args.n, alpha=args.alpha, batch_size=args.batch, method=args.method, grid=args.grid,
-                                   selection=args.selection, abstain=args.abstain, skip=args.skip, max_count=args.max_count, seed=args.seed,
-                                   target_radius=args.target_radius, stages=args.stages).validate()
+                                   selection=args.selection, abstain=args.abstain, pb_bound=args.pb_bound, skip=args.skip,
+                                   max_count=args.max_count, seed=args.seed,
+                                   target_radius=args.target_radius, early_stop=args.early_stop,
+                                   stages=args.stages).validate()
         env = setup_distributed(args.device)
         fast = _fast_options(args, env.device)
         smoothed, dataset, metadata = _smoothed(args, env.device, fast)
@@ -216,6 +228,8 @@ def _run(args: argparse.Namespace) -> int:
 
         summaries, written = analyze_files(args.files, args.labels, args.out_dir, tuple(args.radii or TABLE_RADII),
                                            args.alpha, args.rho, args.paired, args.name)
+        print("Approximate certified accuracy (estimates: every certificate counted as right); lower bounds on the true "
+              f"certified accuracy, valid with probability 1 - rho = {1 - args.rho:g}, are in {args.name}.csv\n")
         print(markdown_table(summaries))
         print("\nwrote " + ", ".join(str(p) for p in written))
         return 0
@@ -228,7 +242,7 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "paper":
         from smoothcert.analyze import analyze_files, markdown_table
-        from smoothcert.paper import cell_certify_settings, cell_config
+        from smoothcert.paper import PAPER_LABELS, cell_certify_settings, cell_config
         from smoothcert.pipeline import train_and_certify
 
         tag = "basic" if args.lam is None else f"l{args.lam:g}"
@@ -236,7 +250,8 @@ def _run(args: argparse.Namespace) -> int:
         config = cell_config(args.dataset, args.sigma, args.lam, args.data_dir,
                              args.out_dir or f"runs/paper/{args.dataset}-s{args.sigma:g}-{tag}", **extra)
         paths = train_and_certify(config, cell_certify_settings(args.dataset), progress=not args.quiet)
-        summaries, _ = analyze_files(list(paths.values()), ["CERTIFY", "T-CERTIFY"])
+        summaries, _ = analyze_files(list(paths.values()), [PAPER_LABELS[name] for name in paths])
+        print("Approximate certified accuracy (estimates; each row's certificates hold at the level it names)\n")
         print(markdown_table(summaries))
         return 0
     if args.command == "predict":

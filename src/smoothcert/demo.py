@@ -69,7 +69,7 @@ def run_demo(settings: DemoSettings, progress: bool = True) -> tuple[str, list[S
         started = time.perf_counter()
         paths = train_and_certify(config, certify, progress=progress)
         for algorithm, label in (("certify", "CERTIFY"), ("tcertify", "T-CERTIFY")):
-            summaries.append(summarize(read_results(paths[algorithm]), f"{name}, {label}", radii, alpha=settings.alpha))
+            summaries.append(summarize(read_results(paths[algorithm]), f"{name}, {label}", radii))
         if progress:
             print(f"{name}: trained and certified in {time.perf_counter() - started:.0f} s")
     return markdown_table(summaries), summaries

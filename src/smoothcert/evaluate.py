@@ -2,7 +2,8 @@
 
 The noise for example ``idx`` comes from a generator seeded by (seed, idx), so a resumed,
 sharded or subset run gives each example the numbers one uninterrupted run gives it. With
-``method="both"`` CERTIFY and T-CERTIFY score the same noise samples, as the paper's Figure 2 does.
+``method="both"`` CERTIFY and T-CERTIFY score the same noise samples, as the paper's Figure 2 does;
+``method="all"`` adds the paper's exact T-CERTIFY beside them.
 """
 
 from __future__ import annotations
@@ -20,16 +21,22 @@ import torch.distributed as dist
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from smoothcert.certify import (ABSTAIN, ABSTENTIONS, PAPER_GRID, SELECTIONS, Certificate, certify_from_counts, check_grid,
-                               predict_from_counts, t_certify_from_counts)
+from smoothcert.certify import (ABSTAIN, ABSTENTIONS, PAPER_GRID, PB_BOUNDS, SELECTIONS, Certificate, certify_from_counts,
+                               check_grid, predict_from_counts, t_certify_from_counts)
 from smoothcert.checkpoint import file_digest
 from smoothcert.files import write_text_atomic
 from smoothcert.resume import leftover_shards, prepare_outputs, shard_path
 from smoothcert.seeding import CERTIFY_NOISE, generator_for
+from smoothcert.sequential import EARLY_STOPS
 from smoothcert.smoothing import SmoothedClassifier
 from smoothcert.tsv import CERTIFY_COLUMNS, PREDICT_COLUMNS, ResultsFile, complete_lines, completed_indices
 
-METHODS = ("certify", "tcertify", "both")
+ALGORITHMS = {"certify": ("certify",), "tcertify": ("tcertify",), "both": ("certify", "tcertify"),
+              "all": ("certify", "tcertify", "tcertify_paper")}
+"""The algorithms each ``method`` runs on the same noise: ``tcertify`` with the settings' selection
+and pB bound, ``tcertify_paper`` the paper's exact Algorithm 2 (``selection="paper"``,
+``pb_bound="sum"``: eq. 14 over the grid at alpha, proven valid at the 1.9 alpha its rows record)."""
+METHODS = tuple(ALGORITHMS)
 
 
 @dataclass
@@ -44,12 +51,16 @@ class CertifySettings:
     grid: Sequence[float] = field(default_factory=lambda: PAPER_GRID)
     selection: str = "corrected"
     abstain: str = "half"
+    pb_bound: str = "max"
     skip: int = 1
     max_count: int | None = None
     seed: int = 0
     target_radius: float | None = None
     """Stop sampling an input once its outcome at this radius is decided (CERTIFY only)."""
+    early_stop: str = "sequence"
+    """How early stopping stays valid: ``sequence`` (a look after every block) or ``checkpoints``."""
     stages: int = 5
+    """Looks of the ``checkpoints`` rule."""
 
     def validate(self) -> "CertifySettings":
         """Refuse settings no run could use, naming each problem and what is expected."""
@@ -74,6 +85,10 @@ class CertifySettings:
             problems.append(f"selection must be one of {', '.join(SELECTIONS)}, got {self.selection!r}")
         if self.abstain not in ABSTENTIONS:
             problems.append(f"abstain must be one of {', '.join(ABSTENTIONS)}, got {self.abstain!r}")
+        if self.pb_bound not in PB_BOUNDS:
+            problems.append(f"pb_bound must be one of {', '.join(PB_BOUNDS)}, got {self.pb_bound!r}")
+        if self.early_stop not in EARLY_STOPS:
+            problems.append(f"early_stop must be one of {', '.join(EARLY_STOPS)}, got {self.early_stop!r}")
         if self.target_radius is not None and (self.method != "certify" or not 0 < self.target_radius < math.inf):
             problems.append(f"early stopping (target_radius) needs method 'certify' and a positive finite radius, "
                             f"got {self.method!r} and {self.target_radius}")
@@ -98,21 +113,22 @@ def selected_indices(size: int, skip: int, max_count: int | None) -> list[int]:
 
 
 def output_paths(outfile: str | Path, method: str) -> dict[str, Path]:
-    """One TSV per algorithm: ``outfile`` itself for one method; for ``both``,
-    ``<stem>.certify.tsv`` and ``<stem>.tcertify.tsv`` beside it."""
+    """One TSV per algorithm: ``outfile`` itself for one algorithm; for several (``both``,
+    ``all``), ``<stem>.<algorithm>.tsv`` beside it (``.certify.tsv``, ``.tcertify.tsv``, ...)."""
     outfile = Path(outfile)
-    if method != "both":
+    if len(ALGORITHMS[method]) == 1:
         return {method: outfile}
     stem = outfile.name[:-4] if outfile.name.endswith(".tsv") else outfile.name
-    return {name: outfile.with_name(f"{stem}.{name}.tsv") for name in ("certify", "tcertify")}
+    return {name: outfile.with_name(f"{stem}.{name}.tsv") for name in ALGORITHMS[method]}
 
 
 def _score(name: str, counts0: np.ndarray, counts: np.ndarray, settings: CertifySettings, sigma: float) -> Certificate:
     """The certificate of algorithm ``name`` on one input's counts."""
     if name == "certify":
         return certify_from_counts(counts0, counts, settings.alpha, sigma)
-    return t_certify_from_counts(counts0, counts, settings.alpha, sigma, grid=settings.grid, selection=settings.selection,
-                                 abstain=settings.abstain)
+    paper = name == "tcertify_paper"
+    return t_certify_from_counts(counts0, counts, settings.alpha, sigma, grid=settings.grid, abstain=settings.abstain,
+                                 selection="paper" if paper else settings.selection, pb_bound="sum" if paper else settings.pb_bound)
 
 
 def _row(idx: int, label: int, cert: Certificate, samples: int, seconds: float) -> dict:
@@ -187,7 +203,8 @@ def certify_dataset(
             generators = [generator_for(device, settings.seed, CERTIFY_NOISE, idx) for idx in members]
             if settings.target_radius is not None:
                 outcomes = [{"certify": smoothed.certify_until(inputs[0], settings.n0, settings.n, settings.alpha, settings.target_radius,
-                                                               settings.batch_size, stages=settings.stages, generator=generators[0])}]
+                                                               settings.batch_size, early_stop=settings.early_stop, stages=settings.stages,
+                                                               generator=generators[0])}]
             else:
                 counts = smoothed.count_phases(inputs, (settings.n0, settings.n), settings.batch_size, generators)
                 outcomes = [{name: (_score(name, counts0, counts_n, settings, smoothed.sigma), settings.n) for name in files}

@@ -8,7 +8,7 @@ each example: a tensor of shape ``(B, k, C)``.
 
 ``l_adre`` is unbounded above, so the regularized risk is unbounded below: once every noisy copy
 of an example is classified correctly, scaling the logits up sends ``-lambda * l_adre`` to minus
-infinity (``../shared/FIELD-NOTES.md`` measured it on MNIST). ``adre_cap`` bounds ``l_adre`` per
+infinity (docs/results.md measures it on the embedded MNIST digits). ``adre_cap`` bounds ``l_adre`` per
 example (``min(l_adre, cap)``), which turns the term into a margin hinge: it stops rewarding an
 example once its plug-in runner-up probability is below ``exp(-cap)``. It is off by default.
 """

@@ -3,8 +3,16 @@
 CIFAR-10: ResNet-110, the paper's recipe, ``k = 8`` with ``l_per`` from a single noisy copy (the
 Table 1 variant), sigma in {0.12, 0.25, 0.5, 1.0}, lambda in {0.1, 0.2, 0.3} (none: Basic);
 certified on every 20th test image. ImageNet: ResNet-50, ``k = 1``, sigma in {0.25, 0.5, 1.0},
-lambda in {0.05, 0.1}; every 100th validation image. Both: n0 = 100, n = 100,000, alpha = 0.001,
-CERTIFY and T-CERTIFY on the same noise samples.
+lambda in {0.05, 0.1}; every 100th validation image. Both: n0 = 100, n = 100,000, alpha = 0.001.
+
+Where each setting comes from: architectures, k, lambda, sigma and the training recipes are the
+paper's ("Experiments" and Table 1; momentum and weight decay on CIFAR-10 are the defaults of Cohen
+et al.'s training script, the paper does not state them); n0, n and alpha are Cohen et al.'s, which
+the paper says it uses; the paper does not say which test images it certified: every 20th CIFAR-10
+and every 100th ImageNet image are the subsets of Cohen et al.'s and Salman et al.'s published
+certification runs. Each cell is certified on the same noise samples by CERTIFY, T-CERTIFY
+(corrected grid with the max-count pB bound, valid at alpha) and the paper's exact T-CERTIFY
+(eq. 14's sum, grid at alpha: proven at 1.9 alpha), so that its Figure 2 can be compared.
 """
 
 from __future__ import annotations
@@ -31,7 +39,12 @@ def cell_config(dataset: str, sigma: float, lam: float | None, data_dir: str, ou
     return preset(dataset, sigma=sigma, data_dir=data_dir, out_dir=out_dir, **{**method, **overrides})
 
 
+PAPER_LABELS = {"certify": "CERTIFY (level alpha)", "tcertify": "T-CERTIFY, corrected, max-count pB (level alpha)",
+                "tcertify_paper": "T-CERTIFY as in the paper (proven level 1.9 alpha)"}
+"""How ``smoothcert paper`` labels the rows of each algorithm."""
+
+
 def cell_certify_settings(dataset: str) -> CertifySettings:
-    """How the paper (and the reference code) certifies a Table 1 cell of ``dataset``."""
+    """How a Table 1 cell of ``dataset`` is certified (see the module docstring)."""
     cell = TABLE1[dataset]
-    return CertifySettings(n0=100, n=100_000, alpha=0.001, batch_size=cell["batch"], method="both", skip=cell["skip"])
+    return CertifySettings(n0=100, n=100_000, alpha=0.001, batch_size=cell["batch"], method="all", skip=cell["skip"])

@@ -127,9 +127,9 @@ def _run(cell: Cell, seed: int, plan: StudyPlan, root: Path, progress: bool) -> 
     return RunResult({name: read_results(path) for name, path in paths.items()}, None, time.perf_counter() - started)
 
 
-def _aggregate(name: str, results: list[RunResult], radii: tuple[float, ...], alpha: float, which: str = "certify") -> Row:
+def _aggregate(name: str, results: list[RunResult], radii: tuple[float, ...], which: str = "certify") -> Row:
     """Mean and standard deviation over the seeds that did not diverge."""
-    good = [summarize(r.rows[which], name, radii, alpha) for r in results if r.rows is not None]
+    good = [summarize(r.rows[which], name, radii) for r in results if r.rows is not None]
     diverged = len(results) - len(good)
     name += f" ({diverged}/{len(results)} seeds diverged)" if diverged else ""
     if not good:
@@ -137,11 +137,11 @@ def _aggregate(name: str, results: list[RunResult], radii: tuple[float, ...], al
     return mean_row(name, good)
 
 
-def _gain(name: str, results: list[RunResult], radii: tuple[float, ...], alpha: float) -> Row:
+def _gain(name: str, results: list[RunResult], radii: tuple[float, ...]) -> Row:
     """T-CERTIFY minus CERTIFY per seed, mean and standard deviation."""
     good = [r.rows for r in results if r.rows is not None]
-    differences = np.array([summary_values(summarize(rows["tcertify"], "", radii, alpha))
-                            - summary_values(summarize(rows["certify"], "", radii, alpha)) for rows in good])
+    differences = np.array([summary_values(summarize(rows["tcertify"], "", radii))
+                            - summary_values(summarize(rows["certify"], "", radii)) for rows in good])
     spread = differences.std(axis=0, ddof=1) if len(differences) > 1 else np.zeros(differences.shape[1])
     return Row(name, differences.mean(axis=0), spread)
 
@@ -168,7 +168,7 @@ def run_study(plan: StudyPlan, out_dir: str | Path, progress: bool = True, log: 
         written[f"{name}.tex"] = write_text_atomic(root / f"{name}.tex", render_latex(columns, rows) + "\n")
 
     def figure(name: str, curves: list[tuple[str, list[RunResult], str]], title: str) -> None:
-        rows = [_aggregate(label, runs, fine, plan.alpha, which) for label, runs, which in curves]
+        rows = [_aggregate(label, runs, fine, which) for label, runs, which in curves]
         count = len(fine)
         written[f"{name}.png"], written[f"{name}.pdf"] = plot_curves(
             [(row.name, np.array(fine), row.values[:count]) for row in rows], root / name, paired=True, title=title,
@@ -176,11 +176,11 @@ def run_study(plan: StudyPlan, out_dir: str | Path, progress: bool = True, log: 
 
     # Table 1 analog: Basic against ADRE_REG, capped and faithful
     table1 = _table1_cells(plan)
-    table("table1", [_aggregate(cell.label, run_cell(cell), plan.radii, plan.alpha) for sigma in plan.sigmas for cell in table1[sigma]])
+    table("table1", [_aggregate(cell.label, run_cell(cell), plan.radii) for sigma in plan.sigmas for cell in table1[sigma]])
 
     # Figure 1 analog: ADRE_ADV (solid) against SmoothAdv (dashed)
     figure1 = _figure1_cells(plan)
-    table("figure1", [_aggregate(cell.label, run_cell(cell), plan.radii, plan.alpha) for cell in figure1])
+    table("figure1", [_aggregate(cell.label, run_cell(cell), plan.radii) for cell in figure1])
     figure("figure1", [(cell.label, run_cell(cell), "certify") for cell in figure1], f"CERTIFY, sigma = {plan.adv_sigma:g}")
 
     # Figure 2 analog: T-CERTIFY (solid) against CERTIFY (dashed) on the same noise, one model
@@ -188,9 +188,9 @@ def run_study(plan: StudyPlan, out_dir: str | Path, progress: bool = True, log: 
     middle = plan.lams[len(plan.lams) // 2]
     chosen = [next(c for c in table1[sigma] if c.label.endswith(f"lam={middle:g} capped")) for sigma in plan.sigmas]
     curves = [(f"{cell.label}, {label}", run_cell(cell), which) for cell in chosen for label, which in (("T-CERTIFY", "tcertify"), ("CERTIFY", "certify"))]
-    table("figure2", [_aggregate(label, runs, plan.radii, plan.alpha, which) for label, runs, which in curves])
+    table("figure2", [_aggregate(label, runs, plan.radii, which) for label, runs, which in curves])
     figure("figure2", curves, "same noise samples")
-    table("tcertify_gain", [_gain(f"{cell.label}: T-CERTIFY - CERTIFY", run_cell(cell), plan.radii, plan.alpha)
+    table("tcertify_gain", [_gain(f"{cell.label}: T-CERTIFY - CERTIFY", run_cell(cell), plan.radii)
                             for group in (*table1.values(), figure1) for cell in group if any(r.rows for r in run_cell(cell))])
     log(f"study finished in {time.perf_counter() - started:.0f} s (this invocation); tables and figures in {root}")
     return written

@@ -18,14 +18,14 @@ from smoothcert.certify import (
     PAPER_GRID,
     Abstention,
     Certificate,
+    PbBound,
     Prediction,
     Selection,
     certify_from_counts,
-    sequential_decision,
-    sequential_plan,
     predict_from_counts,
     t_certify_from_counts,
 )
+from smoothcert.sequential import EARLY_STOPS, EarlyStop, SequenceTest, checkpoint_decision, checkpoint_plan, sequence_decision
 
 
 NOISE_BLOCK = 100
@@ -203,30 +203,50 @@ class SmoothedClassifier:
     def t_certify(
         self, x: torch.Tensor, n0: int, n: int, alpha: float, batch_size: int = 1000, *,
         grid: Sequence[float] = PAPER_GRID, selection: Selection = "corrected", abstain: Abstention = "half",
-        seed: int | None = None, generator: torch.Generator | None = None,
+        pb_bound: PbBound = "max", seed: int | None = None, generator: torch.Generator | None = None,
     ) -> Certificate:
         """T-CERTIFY, Algorithm 2 of the spec (see :func:`t_certify_from_counts` for ``grid``,
-        ``selection`` and ``abstain``)."""
+        ``selection``, ``abstain`` and ``pb_bound``)."""
         x, generator = self._prepare(x, seed, generator)
         counts0, counts = self.count_phases(x.unsqueeze(0), (n0, n), batch_size, [generator])[0]
-        return t_certify_from_counts(counts0, counts, alpha, self.sigma, grid=grid, selection=selection, abstain=abstain)
+        return t_certify_from_counts(counts0, counts, alpha, self.sigma, grid=grid, selection=selection, abstain=abstain,
+                                     pb_bound=pb_bound)
 
     def certify_until(
         self, x: torch.Tensor, n0: int, n: int, alpha: float, target_radius: float, batch_size: int = 1000, *,
-        stages: int = 5, seed: int | None = None, generator: torch.Generator | None = None,
+        early_stop: EarlyStop = "sequence", stages: int = 5, seed: int | None = None, generator: torch.Generator | None = None,
     ) -> tuple[Certificate, int]:
-        """CERTIFY that stops sampling once the outcome at ``target_radius`` is decided (see
-        :func:`smoothcert.certify.sequential_decision`): the certificate, valid at level ``alpha``,
-        and the number of estimation samples it used (at most ``n``). Its samples are a prefix of
-        those :meth:`certify` draws with the same generator."""
+        """CERTIFY that stops sampling once the outcome at ``target_radius`` is decided, by the rule
+        ``early_stop`` of :mod:`smoothcert.sequential` (``"sequence"``: a look after every block of
+        :data:`NOISE_BLOCK` samples; ``"checkpoints"``: ``stages`` fixed looks). Returns the
+        certificate, valid at level ``alpha`` whenever it stopped, and the number of estimation
+        samples it used (at most ``n``). Its samples are a prefix of those :meth:`certify` draws
+        with the same generator. Blocks are evaluated a few at a time (1, 2, 4, ... blocks per
+        forward pass, up to ``batch_size``) and decided after each block."""
+        if early_stop not in EARLY_STOPS:
+            raise ValueError(f"early_stop must be one of {', '.join(EARLY_STOPS)}, got {early_stop!r}")
         x, generator = self._prepare(x, seed, generator)
-        plan = sequential_plan(n, alpha, stages, block=NOISE_BLOCK)
-        top = int(np.argmax(self.count_phases(x.unsqueeze(0), (n0,), batch_size, [generator])[0, 0]))
-        top_count, used = 0, 0
-        for stage, checkpoint in enumerate(plan.checkpoints):
-            top_count += int(self.count_phases(x.unsqueeze(0), (checkpoint - used,), batch_size, [generator])[0, 0, top])
-            used = checkpoint
-            decided = sequential_decision(plan, stage, top, top_count, self.sigma, target_radius, alpha)
-            if decided is not None:
-                return decided, used
-        raise AssertionError("the last checkpoint always decides")
+        inputs = x.unsqueeze(0)
+        top = int(np.argmax(self.count_phases(inputs, (n0,), batch_size, [generator])[0, 0]))
+        if early_stop == "checkpoints":
+            plan = checkpoint_plan(n, alpha, stages, block=NOISE_BLOCK)
+            looks = plan.checkpoints
+            decide = lambda look, count, used: checkpoint_decision(plan, look, top, count, self.sigma, target_radius, alpha)
+            most_per_call = 1
+        else:
+            test = SequenceTest(n, alpha)
+            looks = tuple(range(NOISE_BLOCK, n, NOISE_BLOCK)) + (n,)
+            decide = lambda look, count, used: sequence_decision(test, top, count, used, self.sigma, target_radius)
+            most_per_call = max(1, batch_size // NOISE_BLOCK)
+        top_count, used, look, per_call = 0, 0, 0, 1
+        while True:
+            chunk = looks[look:look + per_call]
+            phases = np.diff((used, *chunk))
+            counts = self.count_phases(inputs, tuple(int(p) for p in phases), batch_size, [generator])[0, :, top]
+            for count, checkpoint in zip(counts, chunk):
+                top_count, used = top_count + int(count), checkpoint
+                decided = decide(look, top_count, used)
+                if decided is not None:
+                    return decided, used
+                look += 1
+            per_call = min(2 * per_call, most_per_call)

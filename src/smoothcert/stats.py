@@ -183,6 +183,32 @@ def pb_upper(others: ArrayLike, n: ArrayLike, alpha: ArrayLike) -> NDArray[np.fl
     return result.reshape(np.broadcast_shapes(row_shape, n_arr.shape, alpha_arr.shape))
 
 
+def pb_upper_max(others: ArrayLike, n: ArrayLike, alpha: ArrayLike) -> NDArray[np.float64]:
+    """Upper confidence bound on the runner-up probability ``p_B`` from the largest other count:
+    ``cp_upper(max_j N_j, n, alpha)``, the counts ``N_j`` of every class but the top one along the
+    last axis of ``others`` (``n`` and ``alpha`` broadcast as in :func:`pb_upper`).
+
+    Validity. The top class ``cA`` is fixed before ``others`` are drawn (it comes from the
+    independent selection counts), so the true runner-up ``c* = argmax_{c != cA} p_c`` is one
+    fixed class, and its count satisfies ``N_{c*} <= max_j N_j``. :func:`cp_upper` increases with
+    its count, hence the event ``pb_upper_max < p_{c*}`` implies ``cp_upper(N_{c*}, n, alpha) < p_{c*}``,
+    an event of probability at most ``alpha`` by the Clopper-Pearson argument for the single
+    binomial count ``N_{c*} ~ Bin(n, p_{c*})``. So ``P(pb_upper_max < max_{c != cA} p_c) <= alpha``.
+
+    Never looser than eq. 14: every term of its sum is non-negative and the largest one,
+    ``P(Bin(n, p) <= max_j N_j)``, alone equals ``alpha`` at this bound, so eq. 14's root
+    :func:`pb_upper` lies at or above it. No root finding: one Beta quantile.
+    """
+    others_arr = np.asarray(others)
+    if others_arr.ndim == 0 or others_arr.shape[-1] == 0:
+        raise ValueError("others must hold the counts of at least one class besides the top one, along its last axis")
+    others_arr, n_arr = _as_counts(others_arr, n)
+    _check_counts(others_arr, n_arr[..., None] if n_arr.ndim else n_arr, name="others")
+    if np.any(others_arr.sum(axis=-1) > n_arr):
+        raise ValueError("others must not add up to more than n")
+    return cp_upper(others_arr.max(axis=-1), n_arr, alpha)
+
+
 def radius(pa_lower: ArrayLike, pb_upper: ArrayLike, sigma: ArrayLike) -> NDArray[np.float64]:
     """The l2 radius of eq. 2, ``sigma / 2 * (Phi^-1(pA) - Phi^-1(pB))``, at bounds on pA and pB.
 

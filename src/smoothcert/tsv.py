@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Context, Decimal
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -19,11 +20,31 @@ CERTIFY_COLUMNS = ("idx", "label", "predict", "radius", "correct", "time", "pa_l
 PREDICT_COLUMNS = ("idx", "label", "predict", "correct", "time", "pvalue")
 
 
-def format_value(value: Any) -> str:
+DIGITS = 6
+"""Significant digits of the floats written."""
+
+DIRECTED = {"radius": ROUND_DOWN, "pa_lower": ROUND_FLOOR, "pb_upper": ROUND_CEILING}
+"""Columns holding bounds, and the direction they are rounded in, so that a written value stays a
+valid bound: radii toward zero (a written radius never exceeds the certified one), the lower
+bound on pA down, the upper bound on pB up. Other floats are rounded to nearest."""
+
+
+def format_value(value: Any, rounding: str | None = None) -> str:
+    """``value`` as a cell: booleans as 0/1, floats to :data:`DIGITS` significant digits, rounded
+    to nearest or, with ``rounding`` (a :mod:`decimal` rounding mode), in that direction.
+
+    Directed rounding is exact: the float is converted to its exact decimal value, rounded in
+    ``decimal`` and printed. Reading the cell back gives the float nearest to that decimal, which
+    lies on the same side of ``value``, since ``value`` is itself a float and rounding to nearest
+    is monotone."""
     if isinstance(value, bool):
         return str(int(value))
     if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.6g}"
+        if math.isnan(value):
+            return "nan"
+        if rounding is not None and math.isfinite(value):
+            value = float(Context(prec=DIGITS, rounding=rounding).plus(Decimal(value)))
+        return f"{value:.{DIGITS}g}"
     return str(value)
 
 
@@ -67,7 +88,7 @@ class ResultsFile:
         self._stream = self.path.open("a")
 
     def append(self, row: dict[str, Any]) -> None:
-        self._stream.write("\t".join(format_value(row[c]) for c in self.columns) + "\n")
+        self._stream.write("\t".join(format_value(row[c], DIRECTED.get(c)) for c in self.columns) + "\n")
         self._stream.flush()
         self.done.add(int(row["idx"]))
 
