@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quiet", action="store_true")
 
     train = commands.add_parser("train", help="train a base classifier")
-    train.add_argument("--preset", default="mnist", help="mnist (embedded, CPU), cifar10 or imagenet (the paper's recipes)")
+    train.add_argument("--preset", default="mnist", help="mnist (embedded digits, CPU; ours), cifar10 or imagenet (the paper's recipes, see README)")
     for name, (kind, text) in TRAIN_OPTIONS.items():
         train.add_argument(_flag(name), type=kind, help=text)
     train.add_argument("--single-draw-per", action="store_true", help="l_per from one random noisy copy (the paper's Table 1 variant)")
