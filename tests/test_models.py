@@ -1,3 +1,5 @@
+import warnings
+
 import pytest
 import torch
 
@@ -40,7 +42,7 @@ def test_unknown_architecture():
 
 
 def test_fast_options_compute_nearly_the_same_logits():
-    from smoothcert.fast import FastOptions, apply_fast_options
+    from smoothcert.fast import FastOptions, apply_fast_options, native_bf16
 
     torch.manual_seed(0)
     model = build_model("cifar_resnet20", 10, [0.5] * 3, [0.25] * 3)
@@ -56,7 +58,15 @@ def test_fast_options_compute_nearly_the_same_logits():
             fast = apply_fast_options(model, options)
             torch.testing.assert_close(fast(x), reference, rtol=1e-4, atol=1e-4)
         assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in apply_fast_options(model, FastOptions(fold_bn=True)).modules())
-    with pytest.raises(ValueError, match="CUDA only"):
-        apply_fast_options(model, FastOptions(bf16=True))
+        # bfloat16 on the CPU: logits within bfloat16's resolution, the same class almost everywhere
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # emulated on CPUs without bfloat16 units
+            low = apply_fast_options(model, FastOptions(bf16=True))(x)
+        assert low.dtype == torch.float32
+        torch.testing.assert_close(low, reference, rtol=0.05, atol=0.05)
+    if not native_bf16(torch.device("cpu")):
+        with pytest.warns(RuntimeWarning, match="no bfloat16 units"):
+            apply_fast_options(model, FastOptions(bf16=True))
+    assert FastOptions.all_for(torch.device("cpu")).bf16 == native_bf16(torch.device("cpu"))
     with pytest.raises(ValueError, match="eval mode"):
         apply_fast_options(model.train(), FastOptions(fold_bn=True))

@@ -105,11 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
                               "Clopper-Pearson bounds at --stages fixed checkpoints")
     certify.add_argument("--stages", type=int, default=5, help="checkpoints of --early-stop checkpoints (n/16, n/8, ..., n)")
     speed = certify.add_argument_group("faster forward passes (each may change predictions; recorded in OUTFILE.json)")
-    speed.add_argument("--fast", action="store_true", help="all of the below (bf16 only on CUDA)")
+    speed.add_argument("--fast", action="store_true", help="all of the below (bf16 only where the device has bfloat16 units)")
     speed.add_argument("--fold-bn", action="store_true", help="fold BatchNorm into the preceding convolutions")
     speed.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     speed.add_argument("--compile", action="store_true", help="torch.compile the classifier")
-    speed.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CUDA)")
+    speed.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CUDA, or a CPU with AVX512-BF16/AMX; emulated elsewhere)")
 
     analyze = commands.add_parser("analyze", help="certified accuracy tables and curves from certification TSVs")
     analyze.add_argument("files", nargs="+", help="TSVs written by smoothcert certify or by Cohen et al.'s certify.py")

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from smoothcert.certify import (ABSTAIN, ABSTENTIONS, PAPER_GRID, PB_BOUNDS, SELECTIONS, Certificate, certify_from_counts,
                                check_grid, predict_from_counts, t_certify_from_counts)
+from smoothcert.allocator import heap_kept, keep_heap_memory
 from smoothcert.checkpoint import file_digest
 from smoothcert.files import write_text_atomic
 from smoothcert.resume import leftover_shards, prepare_outputs, shard_path
@@ -176,14 +177,17 @@ def certify_dataset(
     """
     settings.validate()
     paths = output_paths(outfile, settings.method)
-    record = {**asdict(settings), "grid": list(settings.grid), "sigma": smoothed.sigma, "world": world, **(metadata or {})}
+    device = smoothed.device or torch.device("cpu")
+    if device.type == "cpu":
+        keep_heap_memory()  # before the first pass, so that the record says whether it holds
+    record = {**asdict(settings), "grid": list(settings.grid), "sigma": smoothed.sigma, "world": world, "keep_heap": heap_kept(),
+              **(metadata or {})}
     _prepare_on_first(paths.values(), record, resume, rank, world)
     if rank == 0:  # rows a killed run of several processes left in shards join the file
         for path in paths.values():
             shards = leftover_shards(path)
             if shards:
                 _merge_shards(path, shards, CERTIFY_COLUMNS)
-    device = smoothed.device or torch.device("cpu")
     done = set.intersection(*(completed_indices(path, CERTIFY_COLUMNS) for path in paths.values())) if rank == 0 else None
     if world > 1:
         done = _broadcast(done)

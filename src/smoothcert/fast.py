@@ -3,12 +3,14 @@
 Each of them can change the classifier's floating-point results, and so, rarely, a prediction:
 ``fold_bn`` folds every BatchNorm into the convolution before it (torch.fx), ``channels_last``
 stores activations channel-last, ``compile`` runs ``torch.compile``, ``bf16`` runs under bfloat16
-autocast (CUDA only). All are off by default; the options used are stored with the results
+autocast (on CUDA, or on a CPU; it pays on CPUs with bfloat16 units, AVX512-BF16 or AMX, and is
+emulated, slower, on others). All are off by default; the options used are stored with the results
 (:func:`describe`), since a certificate is about the classifier that was actually evaluated.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 
 import torch
@@ -25,8 +27,16 @@ class FastOptions:
 
     @classmethod
     def all_for(cls, device: torch.device) -> "FastOptions":
-        """What ``--fast`` turns on: everything, bfloat16 only on CUDA."""
-        return cls(fold_bn=True, channels_last=True, compile=True, bf16=device.type == "cuda")
+        """What ``--fast`` turns on: everything, bfloat16 only where the device has bfloat16 units."""
+        return cls(fold_bn=True, channels_last=True, compile=True, bf16=native_bf16(device))
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes in bfloat16 natively: CUDA, or a CPU whose oneDNN build reports
+    bfloat16 support (AVX512-BF16 or AMX)."""
+    if device.type == "cuda":
+        return True
+    return device.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 class _ChannelsLast(nn.Module):
@@ -54,8 +64,11 @@ def apply_fast_options(model: nn.Module, options: FastOptions) -> nn.Module:
     if model.training:
         raise ValueError("fast options are for inference: put the model in eval mode first")
     device = next(model.parameters()).device
-    if options.bf16 and device.type != "cuda":
-        raise ValueError("bf16 autocast is offered on CUDA only; on this device it would be slower or unsupported")
+    if options.bf16 and device.type not in ("cuda", "cpu"):
+        raise ValueError(f"bf16 autocast is offered on CUDA and CPU devices, not on {device.type}")
+    if options.bf16 and not native_bf16(device):
+        warnings.warn("this CPU has no bfloat16 units (AVX512-BF16 or AMX): bf16 autocast is emulated and likely slower",
+                      RuntimeWarning, stacklevel=2)
     fast = fuse(model) if options.fold_bn else model
     if options.channels_last:
         fast = _ChannelsLast(fast)

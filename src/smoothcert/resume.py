@@ -20,7 +20,7 @@ from typing import Any, Iterable
 
 from smoothcert.files import write_text_atomic
 
-INFORMATIONAL = frozenset({"batch_size", "max_count", "checkpoint", "device", "world", "versions"})
+INFORMATIONAL = frozenset({"batch_size", "max_count", "checkpoint", "device", "world", "versions", "keep_heap"})
 
 
 def versions() -> dict[str, str]:
