@@ -41,3 +41,14 @@ def imagenet_dir(tmp_path: Path) -> Path:
                 size = (int(rng.integers(230, 300)), int(rng.integers(230, 300)))
                 Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(folder / f"{wnid}_{i}.JPEG")
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory):
+    """A small CNN trained for one epoch on the embedded digits at sigma = 0.5, shared by the tests
+    that only read it (a test module may define its own)."""
+    from smoothcert.cli import main
+
+    out = tmp_path_factory.mktemp("shared") / "run"
+    assert main(["train", "--epochs", "1", "--sigma", "0.5", "--out-dir", str(out), "--quiet"]) == 0
+    return out / "checkpoint.pt"

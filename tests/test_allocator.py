@@ -8,7 +8,6 @@ import sys
 import pytest
 
 from smoothcert.allocator import DISABLE
-from smoothcert.cli import main
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="glibc's allocator")
 
@@ -42,13 +41,6 @@ def test_keeping_the_heap_removes_the_page_faults_of_repeated_passes():
     assert (applied, not_applied) == ("True", "False")
     # each pass over 300 images maps its 20 MiB activations afresh without the fix
     assert int(default) > 5_000 and int(kept) < int(default) / 5
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    out = tmp_path_factory.mktemp("allocator") / "run"
-    assert main(["train", "--epochs", "1", "--sigma", "0.5", "--out-dir", str(out), "--quiet"]) == 0
-    return out / "checkpoint.pt"
 
 
 def test_certificates_are_the_same_with_and_without_the_fix(checkpoint, tmp_path):

@@ -20,13 +20,6 @@ from smoothcert.cli import main
 from smoothcert.train import TrainingDiverged, preset, train
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    out = tmp_path_factory.mktemp("resume") / "run"
-    assert main(["train", "--epochs", "1", "--sigma", "0.5", "--out-dir", str(out), "--quiet"]) == 0
-    return out / "checkpoint.pt"
-
-
 def without_time(path: Path) -> list[list[str]]:
     lines = [line.split("\t") for line in path.read_text().splitlines()]
     column = lines[0].index("time")
