@@ -44,8 +44,9 @@ EARLY_STOPS: tuple[str, ...] = get_args(EarlyStop)
 MIXTURE_PRIOR = (1.0, 0.25)
 """The Beta(a, b) mixing distribution of :func:`mixture_log_martingale`. Its mass near 1 (b < 1)
 makes the sequence nearly as tight as a fixed-n Clopper-Pearson bound when every sample goes to
-the top class, the common case of a well-trained base classifier (chosen by
-``benchmarks/early_stopping.py``; any prior gives a valid sequence)."""
+the top class, the common case of a well-trained base classifier. Chosen by replaying the noise of
+``benchmarks/early_stopping.py`` under other priors (docs/performance.md); any prior gives a valid
+sequence."""
 
 
 def mixture_log_martingale(k: ArrayLike, t: ArrayLike, p: ArrayLike, prior: tuple[float, float] = MIXTURE_PRIOR) -> NDArray[np.float64]:
