@@ -198,7 +198,7 @@ def certify_dataset(
         files = {name: stack.enter_context(ResultsFile(path, CERTIFY_COLUMNS)) for name, path in targets.items()}
         todo = [i for i in indices if any(i not in f.done for f in files.values())]
         shown, correct, finished = next(iter(files)), 0, 0
-        bar = tqdm(total=len(todo), desc="certify", disable=not progress)
+        bar = tqdm(total=len(todo), desc="certify", disable=None if progress else True)  # None: quiet off a terminal
         for first in range(0, len(todo), group):
             members = todo[first:first + group]
             started = time.perf_counter()
@@ -268,7 +268,7 @@ def predict_dataset(
     indices = selected_indices(len(dataset), skip, max_count)
     device = smoothed.device or torch.device("cpu")
     with ResultsFile(outfile, PREDICT_COLUMNS) as results:
-        for idx in tqdm([i for i in indices if i not in results.done], desc="predict", disable=not progress):
+        for idx in tqdm([i for i in indices if i not in results.done], desc="predict", disable=None if progress else True):
             x, label = dataset[idx]
             started = time.perf_counter()
             counts = smoothed.sample_counts(x, n, batch_size, generator=generator_for(device, seed, CERTIFY_NOISE, idx))

@@ -357,7 +357,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
         torch.manual_seed(derive_seed(config.seed, AUGMENT, epoch))
         started = time.perf_counter()
         sums = torch.zeros(4, device=env.device)  # loss, l_per, l_adre, accuracy under noise
-        bar = tqdm(loader, desc=f"{config.method} epoch {epoch + 1}/{config.epochs}", disable=not (progress and env.main), leave=False)
+        bar = tqdm(loader, desc=f"{config.method} epoch {epoch + 1}/{config.epochs}", disable=None if progress and env.main else True, leave=False)
         for step, (x, labels) in enumerate(bar):
             x, labels = x.to(env.device, non_blocking=True), labels.to(env.device, non_blocking=True)
             noise, draw = _noise_for_step(config, info.input_shape, epoch, step, env)
