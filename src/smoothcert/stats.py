@@ -97,6 +97,19 @@ def _distinct_counts(others: NDArray) -> tuple[NDArray, NDArray]:
     return values.reshape(rows, width), weights.astype(np.float64)
 
 
+def _as_others(others: ArrayLike, n: ArrayLike) -> tuple[NDArray, NDArray]:
+    """The counts of the classes other than the top one (last axis) and ``n``, checked: at least
+    one class, whole numbers between 0 and ``n``, adding up to at most ``n``."""
+    others_arr = np.asarray(others)
+    if others_arr.ndim == 0 or others_arr.shape[-1] == 0:
+        raise ValueError("others must hold the counts of at least one class besides the top one, along its last axis")
+    others_arr, n_arr = _as_counts(others_arr, n)
+    _check_counts(others_arr, n_arr[..., None] if n_arr.ndim else n_arr, name="others")
+    if np.any(others_arr.sum(axis=-1) > n_arr):
+        raise ValueError("others must not add up to more than n")
+    return others_arr, n_arr
+
+
 def _binom_cdf(k: NDArray, n: NDArray, p: NDArray) -> NDArray:
     """``P(Bin(n, p) <= k)``, by scipy's binomial distribution (Boost's incomplete beta function:
     accurate to about 1e-14 relative in the tails, where cephes' ``special.bdtr`` is off by 1e-10)."""
@@ -128,20 +141,14 @@ def pb_upper(others: ArrayLike, n: ArrayLike, alpha: ArrayLike) -> NDArray[np.fl
     ``others`` has shape ``(..., m)``; ``n`` and ``alpha`` broadcast against ``others.shape[:-1]``
     (for instance one row of counts and a grid of ``alpha`` values).
     """
-    others_arr = np.asarray(others)
-    if others_arr.ndim == 0 or others_arr.shape[-1] == 0:
-        raise ValueError("others must hold the counts of at least one class besides the top one, along its last axis")
-    others_arr, n_arr = _as_counts(others_arr, n)
+    others_arr, n_arr = _as_others(others, n)
     alpha_arr = np.asarray(alpha, dtype=np.float64)
     _check_alpha(alpha_arr)
     row_shape = others_arr.shape[:-1]
-    _check_counts(others_arr, n_arr[..., None] if n_arr.ndim else n_arr, name="others")
     m = others_arr.shape[-1]
     rows = others_arr.reshape(-1, m)
     row_index, n_b, alpha_b = np.broadcast_arrays(np.arange(len(rows)).reshape(row_shape), n_arr, alpha_arr)
     row_index, n_b, alpha_b = (a.ravel() for a in (row_index, n_b, alpha_b))
-    if np.any(rows.sum(axis=1)[row_index] > n_b):
-        raise ValueError("others must not add up to more than n")
     values, weights = _distinct_counts(rows)
     largest = values.max(axis=1)[row_index]
 
@@ -199,13 +206,7 @@ def pb_upper_max(others: ArrayLike, n: ArrayLike, alpha: ArrayLike) -> NDArray[n
     ``P(Bin(n, p) <= max_j N_j)``, alone equals ``alpha`` at this bound, so eq. 14's root
     :func:`pb_upper` lies at or above it. No root finding: one Beta quantile.
     """
-    others_arr = np.asarray(others)
-    if others_arr.ndim == 0 or others_arr.shape[-1] == 0:
-        raise ValueError("others must hold the counts of at least one class besides the top one, along its last axis")
-    others_arr, n_arr = _as_counts(others_arr, n)
-    _check_counts(others_arr, n_arr[..., None] if n_arr.ndim else n_arr, name="others")
-    if np.any(others_arr.sum(axis=-1) > n_arr):
-        raise ValueError("others must not add up to more than n")
+    others_arr, n_arr = _as_others(others, n)
     return cp_upper(others_arr.max(axis=-1), n_arr, alpha)
 
 
