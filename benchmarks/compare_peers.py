@@ -10,7 +10,9 @@ ratio to the minimal loop, at batch 1000 and at each implementation's best batch
 - ``art``: ``PyTorchRandomizedSmoothing.certify`` of IBM's adversarial-robustness-toolbox;
 - ``smoothcert``: ``SmoothedClassifier.certify`` as installed (allocator thresholds raised);
 - ``smoothcert-nofix``: the same with ``SMOOTHCERT_KEEP_HEAP=0`` (the allocator left alone);
-- ``smoothcert-bf16``: the same with ``--bf16`` (bfloat16 autocast).
+- ``smoothcert-bf16``: the same with ``--bf16`` (bfloat16 autocast);
+- ``smoothcert-fast``: the same with ``--fast`` (BatchNorm folding, channels-last, ``torch.compile``,
+  and bf16 where the CPU has bf16 units); these change the floating-point results.
 
 ART is not a dependency of smoothcert; install it beside smoothcert in an environment of its own:
 
@@ -28,7 +30,7 @@ import subprocess
 import sys
 import time
 
-IMPLEMENTATIONS = ("minimal", "art", "smoothcert", "smoothcert-nofix", "smoothcert-bf16")
+IMPLEMENTATIONS = ("minimal", "art", "smoothcert", "smoothcert-nofix", "smoothcert-bf16", "smoothcert-fast")
 SHAPES = {"small_cnn": (1, 28, 28), "cifar_resnet20": (3, 32, 32), "cifar_resnet110": (3, 32, 32)}
 SIGMA, N0, ALPHA, CLASSES = 0.25, 100, 0.001, 10
 
@@ -71,6 +73,8 @@ def certifier(implementation: str, model, x, batch: int):
 
     if implementation == "smoothcert-bf16":
         model = apply_fast_options(model, FastOptions(bf16=True))
+    if implementation == "smoothcert-fast":
+        model = apply_fast_options(model, FastOptions.all_for(x.device))
     smoothed = SmoothedClassifier(model, CLASSES, SIGMA)
     return lambda n: smoothed.certify(x, N0, n, ALPHA, batch_size=batch, seed=0)
 

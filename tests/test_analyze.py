@@ -140,3 +140,17 @@ def test_cli(files, tmp_path, capsys):
     assert "| ours |" in printed and "| cohen |" in printed
     assert main(["analyze", str(ours), "--labels", "x", "y"]) == 2
     assert "one label per file" in capsys.readouterr().err
+
+
+def test_files_of_the_same_name_are_labelled_by_their_shortest_distinguishing_path(files, tmp_path, capsys):
+    ours, _ = files
+    copies = [tmp_path / "study" / cell / seed / "cert.certify.tsv" for cell in ("basic", "adre") for seed in ("seed0", "seed1")]
+    for path in copies:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(OURS)
+    summaries, _ = analyze_files([*copies, ours], radii=[0])
+    assert [s.name for s in summaries] == ["basic/seed0/cert.certify", "basic/seed1/cert.certify", "adre/seed0/cert.certify",
+                                           "adre/seed1/cert.certify", "ours"]
+    assert main(["analyze", str(copies[0]), str(copies[2]), "--radii", "0"]) == 0
+    printed = capsys.readouterr().out
+    assert "| basic/seed0/cert.certify |" in printed and "| adre/seed0/cert.certify |" in printed

@@ -96,6 +96,15 @@ def test_objective_is_unbounded_below_when_every_copy_is_right():
     assert min(capped) >= -0.2 * 6.9 - 1e-6
 
 
+def test_divergence_diagnostics_per_example():
+    labels = torch.tensor([1, 0])
+    logits = torch.tensor([[[0.0, 2.0, 0.5], [0.1, 1.5, 0.0]],     # both copies right
+                           [[3.0, 2.0, 0.5], [0.1, 4.5, 0.0]]])    # one copy of two right
+    parts = regularized_risk(logits, labels, 0.2)
+    assert parts.correct.tolist() == [1.0, 0.5] and parts.all_correct.tolist() == [1.0, 0.0]
+    assert parts.max_logit.tolist() == [2.0, 4.5]
+
+
 def test_bad_shapes_are_refused(batch):
     logits, labels = batch
     with pytest.raises(ValueError, match=r"\(B, k, C\)"):

@@ -1,3 +1,6 @@
+import json
+
+import numpy as np
 import pytest
 
 from smoothcert.cli import main
@@ -17,3 +20,45 @@ def test_quick_study_writes_every_table_and_figure(tmp_path, capsys):
     capsys.readouterr()
     assert main(["reproduce", "--quick", "--out-dir", str(out)]) == 0
     assert "study finished in" in capsys.readouterr().out
+
+
+@pytest.fixture
+def colour_digits(tmp_path):
+    """A learnable stand-in for cifar-10-batches-py: 200 training and 20 test images whose class
+    is written in their brightness, so that a few steps of training do better than chance."""
+    from conftest import write_cifar_batch
+
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name, size in [(f"data_batch_{i}", 40) for i in range(1, 6)] + [("test_batch", 20)]:
+        labels = rng.integers(0, 10, size)
+        images = np.clip(labels[:, None, None, None] * 25 + rng.integers(0, 20, (size, 3, 32, 32)), 0, 255).astype(np.uint8)
+        write_cifar_batch(folder / name, images, [int(v) for v in labels])
+    return tmp_path
+
+
+def test_cifar10_study_runs_from_a_folder_and_resumes_from_its_small_files(tmp_path, colour_digits, capsys):
+    out = tmp_path / "study"
+    command = ["reproduce", "--dataset", "cifar10", "--data-dir", str(colour_digits), "--quick", "--out-dir", str(out), "--quiet"]
+    assert main(command) == 0
+    table1 = (out / "table1.md").read_text()
+    assert "Basic sigma=0.25" in table1 and "lam=0.2 capped" in table1 and "lam=0.2 faithful" in table1
+    runs = sorted(out.glob("*/seed*"))
+    assert len(runs) == 10  # Basic, ADRE capped and faithful, SmoothAdv, ADRE_ADV; two seeds each
+    for run in runs:
+        hparams = json.loads((run / "done.json").read_text())["train"]
+        assert hparams["dataset"] == "cifar10" and hparams["arch"] == "cifar_resnet20"
+        header = (run / "log.csv").read_text().splitlines()[0].split(",")
+        assert {"all_correct", "max_logit", "l_adre", "test_noisy_acc"} <= set(header)
+    # without checkpoints, the finished runs are read from their small files: nothing is trained again
+    for checkpoint in out.glob("*/seed*/checkpoint.pt"):
+        checkpoint.unlink()
+    before = table1
+    assert main(command) == 0
+    assert not list(out.glob("*/seed*/checkpoint.pt")) and (out / "table1.md").read_text() == before
+
+
+def test_cifar10_study_needs_its_folder(capsys):
+    assert main(["reproduce", "--dataset", "cifar10", "--quick"]) == 2
+    assert "--data-dir" in capsys.readouterr().err

@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 from decimal import ROUND_FLOOR
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -267,6 +268,21 @@ def plot_curves(curves: Sequence[tuple[str, np.ndarray, np.ndarray]], path_stem:
     return written
 
 
+def file_labels(paths: Sequence[str | Path]) -> list[str]:
+    """A label per results file: its name without extension, or, where several files share that
+    name, the shortest ending of their paths that tells them apart (``seed0/cert.certify`` and
+    ``seed1/cert.certify`` for two runs' ``cert.certify.tsv``)."""
+    parts = [[*Path(os.path.abspath(p)).parent.parts, Path(p).stem] for p in paths]
+    labels = [p[-1] for p in parts]
+    for stem in {label for label in labels if labels.count(label) > 1}:
+        group = [i for i, label in enumerate(labels) if label == stem]
+        depth = next((d for d in range(2, max(len(parts[i]) for i in group) + 1)
+                      if len({"/".join(parts[i][-d:]) for i in group}) == len(group)), None)
+        for i in group:
+            labels[i] = "/".join(parts[i][-depth:]) if depth else str(paths[i])
+    return labels
+
+
 def analyze_files(paths: Sequence[str | Path], labels: Sequence[str] | None = None, out_dir: str | Path | None = None,
                   radii: Sequence[float] = TABLE_RADII, alpha: float | None = None, rho: float = 0.001, paired: bool = False,
                   name: str = "analysis") -> tuple[list[Summary], list[Path]]:
@@ -279,7 +295,7 @@ def analyze_files(paths: Sequence[str | Path], labels: Sequence[str] | None = No
     if not radii or not all(0 <= r < math.inf for r in radii):
         raise ValueError(f"radii must be non-negative finite numbers, got {list(radii)}")
     _check_levels(DEFAULT_ALPHA if alpha is None else alpha, rho)
-    names = list(labels) if labels is not None else [Path(p).stem for p in paths]
+    names = list(labels) if labels is not None else file_labels(paths)
     results = [read_results(p) for p in paths]
     summaries = [summarize(rows, str(path), radii, alpha, rho) for rows, path in zip(results, paths)]
     summaries = [replace(s, name=n) for s, n in zip(summaries, names)]

@@ -123,9 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
                               "files that record a level use it, and a different --alpha is refused")
     analyze.add_argument("--rho", type=float, default=0.001, help="the lower bound holds with probability 1 - rho")
 
-    reproduce = commands.add_parser("reproduce", help="the study on the embedded MNIST digits: Table 1 and Figures 1-2 analogs")
+    reproduce = commands.add_parser("reproduce", help="the study: Table 1 and Figures 1-2 analogs on the embedded MNIST digits or CIFAR-10")
+    reproduce.add_argument("--dataset", choices=["mnist", "cifar10"], default="mnist",
+                           help="mnist: the embedded digits, small CNN (default); cifar10: read from --data-dir, ResNet-20")
+    reproduce.add_argument("--data-dir", help="the folder holding cifar-10-batches-py (with --dataset cifar10)")
     reproduce.add_argument("--quick", action="store_true", help="a few minutes' version of the study (fewer cells, seeds, samples)")
-    reproduce.add_argument("--out-dir", help="default: runs/reproduce (runs/reproduce-quick with --quick)")
+    reproduce.add_argument("--out-dir", help="default: runs/reproduce (mnist) or runs/reproduce-cifar10, with -quick appended for --quick")
     reproduce.add_argument("--quiet", action="store_true")
 
     paper = commands.add_parser("paper", help="train and certify one cell of the paper's Table 1 at full scale (GPU)")
@@ -234,10 +237,15 @@ def _run(args: argparse.Namespace) -> int:
         print("\nwrote " + ", ".join(str(p) for p in written))
         return 0
     if args.command == "reproduce":
-        from smoothcert.reproduce import FULL, QUICK, run_study
+        from smoothcert.reproduce import run_study, study_plan
 
-        out_dir = args.out_dir or ("runs/reproduce-quick" if args.quick else "runs/reproduce")
-        written = run_study(QUICK if args.quick else FULL, out_dir, progress=not args.quiet)
+        if args.dataset == "cifar10" and not args.data_dir:
+            raise ValueError("--dataset cifar10 reads CIFAR-10 from a folder: pass --data-dir (the folder holding cifar-10-batches-py)")
+        default = "runs/reproduce" + ("-cifar10" if args.dataset == "cifar10" else "") + ("-quick" if args.quick else "")
+        written = run_study(study_plan(args.dataset, args.quick), args.out_dir or default, progress=not args.quiet,
+                            data_dir=args.data_dir)
+        for table in ("table1", "figure1"):
+            print(f"\n{table}:\n{written[f'{table}.md'].read_text()}")
         print("wrote " + ", ".join(str(p) for p in written.values()))
         return 0
     if args.command == "paper":

@@ -31,6 +31,11 @@ class LossParts:
     l_adre: torch.Tensor
     correct: torch.Tensor
     """Share of each example's noisy copies that the base classifier gets right."""
+    all_correct: torch.Tensor
+    """1 where every noisy copy of the example is classified correctly (where eq. 5 with
+    cross-entropy is unbounded below), else 0."""
+    max_logit: torch.Tensor
+    """The largest logit over the example's copies and classes: the scale the runaway grows."""
 
 
 def _check_logits(logits: torch.Tensor, labels: torch.Tensor) -> None:
@@ -84,5 +89,6 @@ def regularized_risk(
     else:
         l_adre = torch.zeros_like(l_per)
         loss = l_per.mean()
-    correct = (logits.detach().argmax(dim=-1) == labels.view(-1, 1)).float().mean(dim=1)
-    return LossParts(loss=loss, l_per=l_per.detach(), l_adre=l_adre.detach(), correct=correct)
+    hits = (logits.detach().argmax(dim=-1) == labels.view(-1, 1)).float()
+    return LossParts(loss=loss, l_per=l_per.detach(), l_adre=l_adre.detach(), correct=hits.mean(dim=1),
+                     all_correct=hits.amin(dim=1), max_logit=logits.detach().flatten(1).amax(dim=1))

@@ -1,6 +1,7 @@
-"""The reproduction study on the embedded MNIST digits: analogs of the paper's Table 1 (Basic
-vs ADRE_REG), Figure 1 (SmoothAdv vs ADRE_ADV) and Figure 2 (T-CERTIFY vs CERTIFY on the same
-noise), over several training seeds, reported as mean and standard deviation.
+"""The reproduction study: analogs of the paper's Table 1 (Basic vs ADRE_REG), Figure 1
+(SmoothAdv vs ADRE_ADV) and Figure 2 (T-CERTIFY vs CERTIFY on the same noise), over several
+training seeds, reported as mean and standard deviation; on the embedded MNIST digits (small
+CNN) or on CIFAR-10 read from a folder (ResNet-20 with BatchNorm), each in a full and a quick plan.
 
 Every run lives in its own folder under ``out_dir``; a finished training or certification is
 never recomputed, so the study resumes where it stopped. A training run whose loss stops being
@@ -9,10 +10,11 @@ finite leaves a ``diverged.txt`` and is reported as diverged.
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -40,6 +42,9 @@ CAP = 6.9
 
 @dataclass
 class StudyPlan:
+    dataset: str = "mnist"
+    train: dict[str, Any] = field(default_factory=dict)
+    """Training settings of every cell beyond the dataset's preset (:data:`smoothcert.train.PRESETS`)."""
     sigmas: tuple[float, ...] = (0.25, 0.5, 1.0)
     lams: tuple[float, ...] = (0.1, 0.2, 0.3)
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -49,6 +54,8 @@ class StudyPlan:
     adv_sigma: float = 0.5
     adv_eps: tuple[float, ...] = (0.25, 0.5)
     adv_steps: int = 2
+    adv_k: int | None = None
+    """Noisy copies per example of the adversarial cells (None: ``k``)."""
     adv_lam: float = 0.2
     n0: int = 100
     n: int = 1000
@@ -62,6 +69,33 @@ class StudyPlan:
 FULL = StudyPlan()
 QUICK = StudyPlan(sigmas=(0.5,), lams=(0.2,), seeds=(0, 1), k=4, epochs=2, lr_step=2, adv_eps=(0.5,), adv_steps=1,
                   n=300, test_skip=10, test_max=60, radii=tuple(round(0.25 * i, 2) for i in range(6)))
+CIFAR_TRAIN = dict(arch="cifar_resnet20", batch_size=100, workers=0, eps_warmup=0)
+"""CIFAR-10 on a CPU: the paper's recipe (SGD, lr 0.1, momentum 0.9, weight decay 1e-4, crops and
+flips) with ResNet-20 instead of ResNet-110, batch 100 instead of 400 (more steps in the few
+epochs a CPU affords), no attack warm-up (the epochs are too few to ramp over) and data loaded in
+the training process."""
+CIFAR_FULL = StudyPlan(dataset="cifar10", train=CIFAR_TRAIN, sigmas=(0.25, 0.5), lams=(0.2,), seeds=(0, 1), k=4,
+                       epochs=7, lr_step=5, adv_sigma=0.5, adv_eps=(0.5,), adv_steps=1, adv_k=2, n=1000, test_skip=8,
+                       radii=tuple(round(0.25 * i, 2) for i in range(6)))
+"""Sized to run within 2.5 hours on 2 CPU cores (measured per epoch on the 4,660-image subset:
+Basic 19 s, ADRE_REG with k = 4 75 s, SmoothAdv with k = 2 and one attack step 69 s; ResNet-20
+certifies about 970 noisy images per second): one lambda (the paper's middle value), k = 4 instead
+of the paper's 8, one-step attacks with k = 2, 7 epochs, every 8th test image (117 of 932). n =
+1,000 caps the certifiable radius at sigma * 2.46 (0.61 at sigma = 0.25, 1.23 at 0.5)."""
+CIFAR_QUICK = StudyPlan(dataset="cifar10", train=CIFAR_TRAIN, sigmas=(0.25,), lams=(0.2,), seeds=(0, 1), k=2, epochs=1,
+                        lr_step=1, adv_sigma=0.25, adv_eps=(0.25,), adv_steps=1, adv_k=1, n=200, test_skip=30,
+                        radii=tuple(round(0.125 * i, 3) for i in range(4)))
+"""Ten minutes' version on the same folder (one epoch, k = 2, 32 test images, n = 200, which caps
+the radius at 0.45); shows the pipeline end to end, not a result."""
+PLANS = {("mnist", False): FULL, ("mnist", True): QUICK, ("cifar10", False): CIFAR_FULL, ("cifar10", True): CIFAR_QUICK}
+"""The study's plans by (dataset, quick)."""
+
+
+def study_plan(dataset: str, quick: bool) -> StudyPlan:
+    """The full or quick plan of the study on ``dataset`` (``mnist`` or ``cifar10``)."""
+    if (dataset, quick) not in PLANS:
+        raise ValueError(f"the study runs on {' or '.join(sorted({d for d, _ in PLANS}))}, not {dataset!r}")
+    return PLANS[dataset, quick]
 
 
 @dataclass
@@ -73,31 +107,30 @@ class Cell:
     config: Callable[[int, str], TrainConfig]
 
 
-def _table1_cells(plan: StudyPlan) -> dict[float, list[Cell]]:
+def _cell(plan: StudyPlan, data_dir: str | None, label: str, folder: str, **settings: Any) -> Cell:
+    """A cell trained with the dataset's preset, the plan's training settings and ``settings``."""
+    common = dict(plan.train, epochs=plan.epochs, lr_step=plan.lr_step, data_dir=data_dir)
+    return Cell(label, folder, lambda seed, out: preset(plan.dataset, seed=seed, out_dir=out, **{**common, **settings}))
+
+
+def _table1_cells(plan: StudyPlan, data_dir: str | None) -> dict[float, list[Cell]]:
     cells = {}
     for sigma in plan.sigmas:
-        common = dict(sigma=sigma, epochs=plan.epochs, lr_step=plan.lr_step)
-        row = [Cell(f"Basic sigma={sigma:g}", f"basic-s{sigma:g}",
-                    lambda seed, out, c=common: preset("mnist", method="basic", seed=seed, out_dir=out, **c))]
+        row = [_cell(plan, data_dir, f"Basic sigma={sigma:g}", f"basic-s{sigma:g}", method="basic", sigma=sigma)]
         for cap, tag in ((CAP, "capped"), (None, "faithful")):
-            for lam in plan.lams:
-                row.append(Cell(
-                    f"ADRE_REG sigma={sigma:g} lam={lam:g} {tag}", f"adre-{tag}-s{sigma:g}-l{lam:g}",
-                    lambda seed, out, c=common, lam=lam, cap=cap: preset(
-                        "mnist", method="adre", k=plan.k, lam=lam, single_draw_per=True, adre_cap=cap, seed=seed, out_dir=out, **c)))
+            row += [_cell(plan, data_dir, f"ADRE_REG sigma={sigma:g} lam={lam:g} {tag}", f"adre-{tag}-s{sigma:g}-l{lam:g}",
+                          method="adre", sigma=sigma, k=plan.k, lam=lam, single_draw_per=True, adre_cap=cap) for lam in plan.lams]
         cells[sigma] = row
     return cells
 
 
-def _figure1_cells(plan: StudyPlan) -> list[Cell]:
+def _figure1_cells(plan: StudyPlan, data_dir: str | None) -> list[Cell]:
     cells = []
-    common = dict(sigma=plan.adv_sigma, epochs=plan.epochs, lr_step=plan.lr_step, k=plan.k, attack_steps=plan.adv_steps)
+    common = dict(sigma=plan.adv_sigma, k=plan.adv_k or plan.k, attack_steps=plan.adv_steps)
     for eps in plan.adv_eps:
-        cells.append(Cell(f"ADRE_ADV eps={eps:g} lam={plan.adv_lam:g} capped", f"adreadv-e{eps:g}",
-                          lambda seed, out, eps=eps: preset("mnist", method="adre_adv", eps=eps, lam=plan.adv_lam, adre_cap=CAP,
-                                                            seed=seed, out_dir=out, **common)))
-        cells.append(Cell(f"SmoothAdv eps={eps:g}", f"smoothadv-e{eps:g}",
-                          lambda seed, out, eps=eps: preset("mnist", method="smoothadv", eps=eps, seed=seed, out_dir=out, **common)))
+        cells.append(_cell(plan, data_dir, f"ADRE_ADV eps={eps:g} lam={plan.adv_lam:g} capped", f"adreadv-e{eps:g}",
+                           method="adre_adv", eps=eps, lam=plan.adv_lam, adre_cap=CAP, **common))
+        cells.append(_cell(plan, data_dir, f"SmoothAdv eps={eps:g}", f"smoothadv-e{eps:g}", method="smoothadv", eps=eps, **common))
     return cells
 
 
@@ -110,6 +143,30 @@ class RunResult:
     seconds: float
 
 
+DONE = "done.json"
+"""The record a finished run leaves in its folder: its settings, its results files and its wall
+time. With it (and the results files) a run is complete without its checkpoint, so a study
+resumes from its small files alone."""
+MACHINE_FIELDS = ("out_dir", "data_dir", "workers", "device", "batch_size", "progress")
+"""Settings that say where and how a run was computed, not what: ignored when a record is reused."""
+
+
+def _record(config: TrainConfig, settings: CertifySettings) -> dict[str, Any]:
+    return {"train": {k: v for k, v in asdict(config).items() if k not in MACHINE_FIELDS},
+            "certify": {k: v for k, v in asdict(settings).items() if k not in MACHINE_FIELDS}}
+
+
+def _finished(out: Path, record: dict[str, Any]) -> RunResult | None:
+    """The results of a run finished earlier with the same settings, or None."""
+    path = out / DONE
+    if not path.is_file():
+        return None
+    done = json.loads(path.read_text())
+    if json.loads(json.dumps(record)) != {key: done.get(key) for key in record}:
+        raise ValueError(f"{out} holds a run finished with other settings than this study's; move it away to run it again")
+    return RunResult({name: read_results(out / file) for name, file in done["results"].items()}, None, float(done["seconds"]))
+
+
 def _run(cell: Cell, seed: int, plan: StudyPlan, root: Path, progress: bool) -> RunResult:
     """Train (or resume) one seed of a cell and certify the test subset with both algorithms."""
     out = root / cell.folder / f"seed{seed}"
@@ -119,12 +176,20 @@ def _run(cell: Cell, seed: int, plan: StudyPlan, root: Path, progress: bool) -> 
         return RunResult(None, marker.read_text().strip(), 0.0)
     settings = CertifySettings(n0=plan.n0, n=plan.n, alpha=plan.alpha, batch_size=plan.batch_size, method="both",
                                skip=plan.test_skip, max_count=plan.test_max, seed=seed)
+    config = cell.config(seed, str(out))
+    record = _record(config, settings)
+    finished = _finished(out, record)
+    if finished is not None:
+        return finished
     try:
-        paths = train_and_certify(cell.config(seed, str(out)), settings, progress=progress)
+        paths = train_and_certify(config, settings, progress=progress)
     except TrainingDiverged as error:
         write_text_atomic(marker, f"{error}\n")
         return RunResult(None, str(error), time.perf_counter() - started)
-    return RunResult({name: read_results(path) for name, path in paths.items()}, None, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    write_text_atomic(out / DONE, json.dumps({**record, "results": {name: path.name for name, path in paths.items()},
+                                              "seconds": seconds}, indent=2) + "\n")
+    return RunResult({name: read_results(path) for name, path in paths.items()}, None, seconds)
 
 
 def _aggregate(name: str, results: list[RunResult], radii: tuple[float, ...], which: str = "certify") -> Row:
@@ -146,8 +211,10 @@ def _gain(name: str, results: list[RunResult], radii: tuple[float, ...]) -> Row:
     return Row(name, differences.mean(axis=0), spread)
 
 
-def run_study(plan: StudyPlan, out_dir: str | Path, progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Path]:
-    """Run (or resume) the study and write its tables and figures to ``out_dir``; returns them by name."""
+def run_study(plan: StudyPlan, out_dir: str | Path, progress: bool = True, log: Callable[[str], None] = print,
+              data_dir: str | None = None) -> dict[str, Path]:
+    """Run (or resume) the study and write its tables and figures to ``out_dir``; returns them by
+    name. ``data_dir`` is the dataset's folder where it is read from one (CIFAR-10)."""
     root = ensure_writable_folder(out_dir)
     started = time.perf_counter()
     columns = table_columns(plan.radii)
@@ -175,11 +242,11 @@ def run_study(plan: StudyPlan, out_dir: str | Path, progress: bool = True, log: 
             spread=[row.spread[:count] if row.spread is not None else None for row in rows])
 
     # Table 1 analog: Basic against ADRE_REG, capped and faithful
-    table1 = _table1_cells(plan)
+    table1 = _table1_cells(plan, data_dir)
     table("table1", [_aggregate(cell.label, run_cell(cell), plan.radii) for sigma in plan.sigmas for cell in table1[sigma]])
 
     # Figure 1 analog: ADRE_ADV (solid) against SmoothAdv (dashed)
-    figure1 = _figure1_cells(plan)
+    figure1 = _figure1_cells(plan, data_dir)
     table("figure1", [_aggregate(cell.label, run_cell(cell), plan.radii) for cell in figure1])
     figure("figure1", [(cell.label, run_cell(cell), "certify") for cell in figure1], f"CERTIFY, sigma = {plan.adv_sigma:g}")
 
@@ -192,5 +259,7 @@ def run_study(plan: StudyPlan, out_dir: str | Path, progress: bool = True, log: 
     figure("figure2", curves, "same noise samples")
     table("tcertify_gain", [_gain(f"{cell.label}: T-CERTIFY - CERTIFY", run_cell(cell), plan.radii)
                             for group in (*table1.values(), figure1) for cell in group if any(r.rows for r in run_cell(cell))])
-    log(f"study finished in {time.perf_counter() - started:.0f} s (this invocation); tables and figures in {root}")
+    compute = sum(r.seconds for runs in results.values() for r in runs)
+    log(f"study finished in {time.perf_counter() - started:.0f} s (this invocation; the runs took {compute:.0f} s in all, "
+        f"over every invocation); tables and figures in {root}")
     return written

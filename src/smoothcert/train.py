@@ -42,7 +42,7 @@ from smoothcert.checkpoint import load_checkpoint, save_checkpoint
 from smoothcert.data import dataset_info, load_dataset
 from smoothcert.distributed import Distributed, setup_distributed, teardown
 from smoothcert.files import ensure_writable_folder, remove_stale_temporaries, write_text_atomic
-from smoothcert.losses import regularized_risk
+from smoothcert.losses import LossParts, regularized_risk
 from smoothcert.models import ARCHITECTURES, build_model
 from smoothcert.seeding import AUGMENT, DATA_ORDER, EVAL_NOISE, INIT, TRAIN_NOISE, derive_seed, generator_for
 
@@ -262,7 +262,17 @@ def _noisy_test_accuracy(model: torch.nn.Module, dataset, config: TrainConfig, d
     return float(correct) / len(dataset)
 
 
-LOG_FIELDS = ("epoch", "lr", "loss", "l_per", "l_adre", "train_noisy_acc", "test_noisy_acc", "seconds")
+EPOCH_STATS = ("loss", "l_per", "l_adre", "train_noisy_acc", "all_correct", "max_logit")
+"""Per-epoch training statistics, means over the epoch's batches: the loss and its parts, the
+share of noisy copies classified correctly, the share of examples with every copy correct (where
+ADRE's objective is unbounded below) and the mean of each example's largest logit."""
+LOG_FIELDS = ("epoch", "lr", *EPOCH_STATS, "test_noisy_acc", "seconds")
+
+
+def _batch_stats(parts: LossParts) -> torch.Tensor:
+    """One batch's :data:`EPOCH_STATS`, in that order, on the device (no host synchronization)."""
+    return torch.stack([parts.loss.detach(), parts.l_per.mean(), parts.l_adre.mean(), parts.correct.mean(),
+                        parts.all_correct.mean(), parts.max_logit.mean()])
 
 
 def _write_log(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -356,7 +366,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
         sampler.set_epoch(epoch)
         torch.manual_seed(derive_seed(config.seed, AUGMENT, epoch))
         started = time.perf_counter()
-        sums = torch.zeros(4, device=env.device)  # loss, l_per, l_adre, accuracy under noise
+        sums = torch.zeros(len(EPOCH_STATS), device=env.device)
         bar = tqdm(loader, desc=f"{config.method} epoch {epoch + 1}/{config.epochs}", disable=None if progress and env.main else True, leave=False)
         for step, (x, labels) in enumerate(bar):
             x, labels = x.to(env.device, non_blocking=True), labels.to(env.device, non_blocking=True)
@@ -365,36 +375,36 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
             optimizer.zero_grad(set_to_none=True)
             parts.loss.backward()
             optimizer.step()
-            sums += torch.stack([parts.loss.detach(), parts.l_per.mean(), parts.l_adre.mean(), parts.correct.mean()])
+            sums += _batch_stats(parts)
             if step % 20 == 19:
-                means = (sums / (step + 1)).tolist()
-                if not math.isfinite(means[0]):
+                running = dict(zip(EPOCH_STATS, (sums / (step + 1)).tolist()))
+                if not math.isfinite(running["loss"]):
                     break
-                bar.set_postfix(loss=f"{means[0]:.3f}", noisy_acc=f"{means[3]:.3f}")
-        means = (sums / len(loader)).tolist()
-        if not all(math.isfinite(v) for v in means):
+                bar.set_postfix(loss=f"{running['loss']:.3f}", noisy_acc=f"{running['train_noisy_acc']:.3f}")
+        stats = dict(zip(EPOCH_STATS, (sums / len(loader)).tolist()))
+        if not all(math.isfinite(v) for v in stats.values()):
             hint = ("ADRE's regularized risk is unbounded below (eq. 5 with cross-entropy: -lam * l_adre -> -inf as the logits "
                     "grow on examples classified correctly under all noise); bound it with --adre-cap (e.g. 6.9 = -log 0.001) or "
                     "lower lam" if config.method in REGULARIZED else "lower the learning rate (--lr)")
             kept = f"the checkpoint of epoch {epoch} is kept" if epoch else "no checkpoint was written"
             raise TrainingDiverged(f"the loss became non-finite in epoch {epoch + 1} ({config.method}, lam={config.lam}); {kept} "
                                    f"at {checkpoint_path}; {hint}")
-        best_accuracy = max(best_accuracy, means[3])
-        if means[3] < COLLAPSE_SHARE * best_accuracy:
+        accuracy = stats["train_noisy_acc"]
+        best_accuracy = max(best_accuracy, accuracy)
+        if accuracy < COLLAPSE_SHARE * best_accuracy:
             warnings.warn(
-                f"epoch {epoch + 1}: accuracy under noise collapsed from {best_accuracy:.3f} to {means[3]:.3f}"
+                f"epoch {epoch + 1}: accuracy under noise collapsed from {best_accuracy:.3f} to {accuracy:.3f}"
                 + ("; ADRE's objective is unbounded below, consider --adre-cap 6.9 or a smaller lam" if config.method in REGULARIZED else ""),
                 RuntimeWarning, stacklevel=2)
-        if config.method in REGULARIZED and config.adre_cap is None and means[2] > RUNAWAY_L_ADRE:
+        if config.method in REGULARIZED and config.adre_cap is None and stats["l_adre"] > RUNAWAY_L_ADRE:
             warnings.warn(
-                f"epoch {epoch + 1}: mean l_adre = {means[2]:.1f} is running away (runner-up probability below exp(-{RUNAWAY_L_ADRE:.0f})); "
+                f"epoch {epoch + 1}: mean l_adre = {stats['l_adre']:.1f} is running away (runner-up probability below exp(-{RUNAWAY_L_ADRE:.0f})); "
                 "ADRE's objective is unbounded below and the logits are growing without limit. Consider --adre-cap 6.9.",
                 RuntimeWarning, stacklevel=2)
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         if env.main:
-            row = dict(epoch=epoch + 1, lr=lr, loss=means[0], l_per=means[1], l_adre=means[2], train_noisy_acc=means[3],
-                       test_noisy_acc=_noisy_test_accuracy(model, test_set, config, env.device, epoch),
+            row = dict(epoch=epoch + 1, lr=lr, **stats, test_noisy_acc=_noisy_test_accuracy(model, test_set, config, env.device, epoch),
                        seconds=time.perf_counter() - started)
             log_rows.append(row)
             _write_log(log_path, log_rows)
@@ -405,8 +415,9 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
                 for key in LOG_FIELDS[1:]:
                     board.add_scalar(key, float(row[key]), epoch + 1)
             if progress:
-                tqdm.write(f"{config.method} epoch {epoch + 1}/{config.epochs}: loss {means[0]:.4f}, l_adre {means[2]:.3f}, "
-                           f"train acc under noise {means[3]:.3f}, test acc under noise {row['test_noisy_acc']:.3f} ({row['seconds']:.1f} s)")
+                tqdm.write(f"{config.method} epoch {epoch + 1}/{config.epochs}: loss {stats['loss']:.4f}, l_adre {stats['l_adre']:.3f}, "
+                           f"train acc under noise {accuracy:.3f} (all copies right {stats['all_correct']:.3f}, "
+                           f"largest logit {stats['max_logit']:.1f}), test acc under noise {row['test_noisy_acc']:.3f} ({row['seconds']:.1f} s)")
     if board is not None:
         board.close()
     teardown(env)
