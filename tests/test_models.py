@@ -8,7 +8,7 @@ from smoothcert.models.cifar_resnet import BasicBlock, CifarResNet
 
 
 @pytest.mark.parametrize("arch,shape,classes", [
-    ("small_cnn", (1, 28, 28), 10), ("cifar_resnet20", (3, 32, 32), 10),
+    ("small_cnn", (1, 28, 28), 10), ("small_cnn_bn", (1, 28, 28), 10), ("cifar_resnet20", (3, 32, 32), 10),
     ("cifar_resnet110", (3, 32, 32), 10), ("resnet50", (3, 64, 64), 7),
 ])
 def test_architectures_map_inputs_to_logits_behind_a_normalization(arch, shape, classes):

@@ -10,7 +10,7 @@ from typing import Sequence
 from smoothcert.certify import PAPER_GRID
 
 TRAIN_OPTIONS = {
-    "arch": (str, "architecture: small_cnn, cifar_resnet20/56/110, resnet50"),
+    "arch": (str, "architecture: small_cnn, small_cnn_bn, cifar_resnet20/56/110, resnet50"),
     "method": (str, "basic, adre, smoothadv or adre_adv"),
     "sigma": (float, "noise level"),
     "k": (int, "noisy copies per example"),

@@ -13,6 +13,7 @@ from smoothcert.models.small_cnn import small_cnn
 
 ARCHITECTURES: dict[str, Callable[[int], nn.Module]] = {
     "small_cnn": lambda num_classes: small_cnn(num_classes),
+    "small_cnn_bn": lambda num_classes: small_cnn(num_classes, batch_norm=True),
     "cifar_resnet20": lambda num_classes: CifarResNet(20, num_classes),
     "cifar_resnet56": lambda num_classes: CifarResNet(56, num_classes),
     "cifar_resnet110": lambda num_classes: CifarResNet(110, num_classes),
