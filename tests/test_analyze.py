@@ -151,6 +151,6 @@ def test_files_of_the_same_name_are_labelled_by_their_shortest_distinguishing_pa
     summaries, _ = analyze_files([*copies, ours], radii=[0])
     assert [s.name for s in summaries] == ["basic/seed0/cert.certify", "basic/seed1/cert.certify", "adre/seed0/cert.certify",
                                            "adre/seed1/cert.certify", "ours"]
-    assert main(["analyze", str(copies[0]), str(copies[2]), "--radii", "0"]) == 0
+    assert main(["analyze", str(copies[0]), str(copies[2]), "--radii", "0", "--out-dir", str(tmp_path / "out")]) == 0
     printed = capsys.readouterr().out
     assert "| basic/seed0/cert.certify |" in printed and "| adre/seed0/cert.certify |" in printed
