@@ -62,3 +62,13 @@ def test_cifar10_study_runs_from_a_folder_and_resumes_from_its_small_files(tmp_p
 def test_cifar10_study_needs_its_folder(capsys):
     assert main(["reproduce", "--dataset", "cifar10", "--quick"]) == 2
     assert "--data-dir" in capsys.readouterr().err
+
+
+def test_a_finished_runs_record_keeps_what_it_computed_and_drops_where():
+    from smoothcert.evaluate import CertifySettings
+    from smoothcert.reproduce import _record
+    from smoothcert.train import preset
+
+    record = _record(preset("mnist", batch_size=50, out_dir="/somewhere"), CertifySettings(batch_size=300))
+    assert record["train"]["batch_size"] == 50 and "out_dir" not in record["train"]  # the training batch changes the weights
+    assert "batch_size" not in record["certify"]  # the certification batch does not change the counts

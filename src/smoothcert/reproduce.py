@@ -147,13 +147,14 @@ DONE = "done.json"
 """The record a finished run leaves in its folder: its settings, its results files and its wall
 time. With it (and the results files) a run is complete without its checkpoint, so a study
 resumes from its small files alone."""
-MACHINE_FIELDS = ("out_dir", "data_dir", "workers", "device", "batch_size", "progress")
-"""Settings that say where and how a run was computed, not what: ignored when a record is reused."""
+PLACE_FIELDS = {"train": ("out_dir", "data_dir", "workers", "device"), "certify": ("batch_size",)}
+"""Settings that say where and how a run was computed, not what it computed: left out of the
+record, so that a study moved to another folder or machine reuses its finished runs."""
 
 
 def _record(config: TrainConfig, settings: CertifySettings) -> dict[str, Any]:
-    return {"train": {k: v for k, v in asdict(config).items() if k not in MACHINE_FIELDS},
-            "certify": {k: v for k, v in asdict(settings).items() if k not in MACHINE_FIELDS}}
+    return {part: {k: v for k, v in asdict(value).items() if k not in PLACE_FIELDS[part]}
+            for part, value in (("train", config), ("certify", settings))}
 
 
 def _finished(out: Path, record: dict[str, Any]) -> RunResult | None:
