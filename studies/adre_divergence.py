@@ -32,21 +32,17 @@ def run(args: argparse.Namespace, arch: str, weight_decay: float, schedule: str,
     config = preset(args.dataset, arch=arch, method="adre", sigma=args.sigma, k=args.k, lam=args.lam, single_draw_per=True,
                     epochs=args.epochs, lr_step=lr_step, weight_decay=weight_decay, seed=seed, data_dir=args.data_dir,
                     workers=0, out_dir=str(out))
-    outcome = "stable"
+    diverged = False
     try:
         train(config, resume=(out / "checkpoint.pt").is_file(), progress=False)
     except TrainingDiverged:
-        outcome = "non-finite loss"
+        diverged = True
     with (out / "log.csv").open() as handle:
         rows = list(csv.DictReader(handle))
-    best = 0.0
-    for row in rows:
-        accuracy = float(row["train_noisy_acc"])
-        if accuracy < COLLAPSE_SHARE * best and outcome == "stable":
-            outcome = f"collapsed in epoch {row['epoch']}"
-        best = max(best, accuracy)
-    if outcome == "non-finite loss":
-        outcome = f"non-finite loss in epoch {len(rows) + 1}"
+    accuracy = [float(r["train_noisy_acc"]) for r in rows]
+    collapsed = next((i + 1 for i in range(1, len(rows)) if accuracy[i] < COLLAPSE_SHARE * max(accuracy[:i])), None)
+    outcome = (f"non-finite loss in epoch {len(rows) + 1}" if diverged
+               else f"collapsed in epoch {collapsed}" if collapsed else "stable")
     last = rows[-1] if rows else {}
     return {"cell": name, "seed": seed, "epochs": len(rows), "outcome": outcome, "peak_all_correct":
             max((float(r["all_correct"]) for r in rows), default=float("nan")),
