@@ -24,10 +24,11 @@ from pathlib import Path
 import torch
 from torch.utils.data import TensorDataset
 
-from smoothcert.evaluate import CertifySettings, certify_dataset
-from smoothcert.fast import FastOptions, apply_fast_options
+from smoothcert.smoothing.certification import CertifySettings
+from smoothcert.runs.evaluate import certify_dataset
+from smoothcert.smoothing.fast import FastOptions, apply_fast_options
 from smoothcert.models import build_model
-from smoothcert.smoothing import SmoothedClassifier
+from smoothcert.smoothing.classifier import SmoothedClassifier
 
 # model: (input shape, samples per input n, batch size, inputs of the dataset-level run), sized
 # for a 2-core CPU; batch sizes are multiples of the 100-sample noise block
@@ -131,7 +132,7 @@ def bench_fast(arch: str, repeats: int) -> None:
 PEAK = """
 import resource, sys, torch
 from smoothcert.models import build_model
-from smoothcert.smoothing import SmoothedClassifier
+from smoothcert.smoothing.classifier import SmoothedClassifier
 torch.manual_seed(0)
 model = build_model("cifar_resnet20", 10, [0.5] * 3, [0.25] * 3).eval()
 smoothed = SmoothedClassifier(model, 10, 0.25)

@@ -13,7 +13,7 @@ import numpy as np
 from scipy import stats as sps
 from scipy.optimize import brentq
 
-from smoothcert.stats import pb_upper
+from smoothcert.statistics.bounds import pb_upper
 
 
 def per_call_ms(func, repeats: int) -> float:

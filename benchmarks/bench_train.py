@@ -13,7 +13,8 @@ import time
 import torch
 
 from smoothcert.models import build_model
-from smoothcert.train import TrainConfig, training_step
+from smoothcert.training.config import TrainConfig
+from smoothcert.training.loop import training_step
 
 SHAPES = {"small_cnn": (1, 28, 28), "cifar_resnet20": (3, 32, 32), "cifar_resnet110": (3, 32, 32)}
 

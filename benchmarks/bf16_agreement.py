@@ -18,12 +18,13 @@ import warnings
 
 import torch
 
-from smoothcert.checkpoint import load_classifier
+from smoothcert.models.checkpoint import load_classifier
 from smoothcert.data import load_dataset
-from smoothcert.fast import FastOptions, apply_fast_options, native_bf16
-from smoothcert.seeding import CERTIFY_NOISE, generator_for
-from smoothcert.smoothing import SmoothedClassifier
-from smoothcert.train import preset, train
+from smoothcert.smoothing.fast import FastOptions, apply_fast_options, native_bf16
+from smoothcert.runtime.seeding import CERTIFY_NOISE, generator_for
+from smoothcert.smoothing.classifier import SmoothedClassifier
+from smoothcert.training.config import preset
+from smoothcert.training.loop import train
 
 
 def main() -> None:

@@ -68,8 +68,8 @@ def certifier(implementation: str, model, x, batch: int):
         art = PyTorchRandomizedSmoothing(model, loss=torch.nn.CrossEntropyLoss(), input_shape=tuple(x.shape), nb_classes=CLASSES,
                                          clip_values=(0.0, 1.0), sample_size=N0, scale=SIGMA, alpha=ALPHA, device_type="cpu")
         return lambda n: art.certify(x[None].numpy(), n=n, batch_size=batch)
-    from smoothcert.fast import FastOptions, apply_fast_options
-    from smoothcert.smoothing import SmoothedClassifier
+    from smoothcert.smoothing.fast import FastOptions, apply_fast_options
+    from smoothcert.smoothing.classifier import SmoothedClassifier
 
     if implementation == "smoothcert-bf16":
         model = apply_fast_options(model, FastOptions(bf16=True))

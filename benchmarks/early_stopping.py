@@ -15,12 +15,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from smoothcert.checkpoint import load_classifier
+from smoothcert.models.checkpoint import load_classifier
 from smoothcert.data import load_dataset
-from smoothcert.evaluate import CertifySettings, certify_dataset
-from smoothcert.smoothing import SmoothedClassifier
-from smoothcert.train import preset, train
-from smoothcert.tsv import read_results
+from smoothcert.smoothing.certification import CertifySettings
+from smoothcert.runs.evaluate import certify_dataset
+from smoothcert.smoothing.classifier import SmoothedClassifier
+from smoothcert.training.config import preset
+from smoothcert.training.loop import train
+from smoothcert.files.tsv import read_results
 
 RULES = ("checkpoints", "sequence")
 

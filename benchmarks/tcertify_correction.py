@@ -16,8 +16,9 @@ import time
 
 import numpy as np
 
-from smoothcert import ABSTAIN, certify_from_counts, stats, t_certify_from_counts
-from smoothcert.certify import PAPER_GRID, grid_level
+from smoothcert import ABSTAIN, certify_from_counts, t_certify_from_counts
+from smoothcert.statistics import bounds
+from smoothcert.statistics.certificates import PAPER_GRID, grid_level
 
 
 def worst_case_loss(n: int, alpha: float) -> tuple[float, int, float]:
@@ -26,11 +27,11 @@ def worst_case_loss(n: int, alpha: float) -> tuple[float, int, float]:
     Also the nA where it is largest and the largest loss relative to CERTIFY's radius at radii
     of at least 0.1 sigma."""
     top = np.arange(n // 2, n + 1)
-    full = stats.cp_lower(top, n, alpha)
-    corrected = stats.cp_lower(top, n, alpha / grid_level(PAPER_GRID))
+    full = bounds.cp_lower(top, n, alpha)
+    corrected = bounds.cp_lower(top, n, alpha / grid_level(PAPER_GRID))
     certifies = corrected > 0.5
-    full_radius = stats.cohen_radius(full[certifies], 1.0)
-    loss = full_radius - stats.cohen_radius(corrected[certifies], 1.0)
+    full_radius = bounds.cohen_radius(full[certifies], 1.0)
+    loss = full_radius - bounds.cohen_radius(corrected[certifies], 1.0)
     worst = int(np.argmax(loss))
     relative = float(np.max((loss / full_radius)[full_radius >= 0.1]))
     return float(loss[worst]), int(top[certifies][worst]), relative

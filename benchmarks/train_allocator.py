@@ -2,7 +2,7 @@
 
 Every process builds the same model and batch and times training steps of one method (forward
 over the ``k`` noisy copies, backward, SGD step) after ``keep_heap_memory()``, which
-``smoothcert.train.train`` calls on a CPU; ``SMOOTHCERT_KEEP_HEAP=0`` leaves the allocator alone.
+``smoothcert.training.loop.train`` calls on a CPU; ``SMOOTHCERT_KEEP_HEAP=0`` leaves the allocator alone.
 Rounds are interleaved; printed: the median step time and the speed-up of the fix.
 
     python benchmarks/train_allocator.py [--rounds 3] [--steps 5]
@@ -30,9 +30,10 @@ BATCH, SIGMA = 100, 0.25
 def worker(case: str, steps: int) -> None:
     import torch
 
-    from smoothcert.allocator import keep_heap_memory
+    from smoothcert.runtime.allocator import keep_heap_memory
     from smoothcert.models import build_model
-    from smoothcert.train import TrainConfig, training_step
+    from smoothcert.training.config import TrainConfig
+    from smoothcert.training.loop import training_step
 
     keep_heap_memory()
     arch, shape, fields = CASES[case]

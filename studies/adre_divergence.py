@@ -18,8 +18,10 @@ import csv
 import itertools
 from pathlib import Path
 
-from smoothcert.files import write_text_atomic
-from smoothcert.train import COLLAPSE_SHARE, TrainingDiverged, preset, train
+from smoothcert.files.atomic import write_text_atomic
+from smoothcert.training.config import preset
+from smoothcert.training.diagnostics import COLLAPSE_SHARE, TrainingDiverged
+from smoothcert.training.loop import train
 
 FIELDS = ("all_correct", "max_logit", "l_adre", "train_noisy_acc", "test_noisy_acc")
 

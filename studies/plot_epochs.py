@@ -19,7 +19,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from smoothcert.files import write_bytes_atomic  # noqa: E402
+from smoothcert.files.atomic import write_bytes_atomic  # noqa: E402
 
 PANELS = (("all_correct", "examples with every copy right", False), ("max_logit", "largest logit (mean)", True),
           ("l_adre", "l_adre (mean)", True), ("test_noisy_acc", "test accuracy under noise", False))

@@ -1,5 +1,5 @@
 """Independent reference computations of the bounds, by plain root finding on scipy's binomial
-distribution (no shared code with smoothcert.stats)."""
+distribution (no shared code with smoothcert.statistics.bounds)."""
 
 import numpy as np
 from scipy import stats

@@ -1,4 +1,4 @@
-"""The default fix for the page-fault tax on large CPU batches (smoothcert.allocator): it removes
+"""The default fix for the page-fault tax on large CPU batches (smoothcert.runtime.allocator): it removes
 most page faults of repeated large forward passes and changes no certificate."""
 
 import os
@@ -7,13 +7,13 @@ import sys
 
 import pytest
 
-from smoothcert.allocator import DISABLE
+from smoothcert.runtime.allocator import DISABLE
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="glibc's allocator")
 
 FAULTS = """
 import resource, sys, torch
-from smoothcert.allocator import keep_heap_memory
+from smoothcert.runtime.allocator import keep_heap_memory
 from smoothcert.models import build_model
 print(keep_heap_memory())
 torch.manual_seed(0)

@@ -8,11 +8,12 @@ import pytest
 from scipy import special
 from scipy.stats import binom
 
-from smoothcert import stats
-from smoothcert.analyze import (accuracy_lower_bound, analyze_files, false_certificate_allowance, latex_table, markdown_table,
-                                summarize)
+from smoothcert.statistics import bounds
+from smoothcert.analysis.accuracy import accuracy_lower_bound, false_certificate_allowance, summarize
+from smoothcert.analysis.report import analyze_files
+from smoothcert.analysis.tables import latex_table, markdown_table
 from smoothcert.cli import main
-from smoothcert.tsv import read_results
+from smoothcert.files.tsv import read_results
 
 OURS = """idx\tlabel\tpredict\tradius\tcorrect\ttime\tpa_lower\tpb_upper\talpha_prime\tlevel
 0\t1\t1\t0.6\t1\t1.0\t0.9\t0.1\t0.001\t0.001
@@ -75,7 +76,7 @@ def test_lower_bound_holds_by_simulation():
     rng = np.random.default_rng(11)
     misses = naive_misses = 0
     for _ in range(runs):
-        pa = stats.cp_lower(rng.binomial(n, 0.8, size=m), n, alpha)
+        pa = bounds.cp_lower(rng.binomial(n, 0.8, size=m), n, alpha)
         counted = float(np.mean((pa > 0.5) & (sigma * special.ndtri(pa) >= r)))
         misses += accuracy_lower_bound(np.array([counted]), m, alpha, rho)[0] > 0
         naive_misses += counted - alpha > 0

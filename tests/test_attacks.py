@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from smoothcert.attacks import smoothed_attack_objective, smoothed_pgd
+from smoothcert.training.attacks import smoothed_attack_objective, smoothed_pgd
 from smoothcert.models import build_model
 
 
@@ -55,7 +55,7 @@ def test_zero_radius_is_the_identity(setting):
 
 
 def test_attack_uses_the_capped_adre_term_of_the_training_loss(setting):
-    from smoothcert.losses import adre_term, smoothed_log_probs
+    from smoothcert.training.objectives import adre_term, smoothed_log_probs
 
     model, x, labels, noise = setting
     lam, cap = 0.5, 0.1  # a runner-up has at most 1/2 of the mass, so every l_adre is at least log 2 > 0.1

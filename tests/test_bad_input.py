@@ -14,16 +14,18 @@ import pytest
 import torch
 
 from conftest import write_cifar_batch
-from smoothcert.analyze import analyze_files
-from smoothcert.certify import certify_from_counts, predict_from_counts, t_certify_from_counts
-from smoothcert.checkpoint import load_classifier, load_smoothed
+from smoothcert.analysis.report import analyze_files
+from smoothcert.statistics.certificates import certify_from_counts, predict_from_counts, t_certify_from_counts
+from smoothcert.smoothing.checkpoint import load_smoothed
+from smoothcert.models.checkpoint import load_classifier
 from smoothcert.cli import main
 from smoothcert.data import load_dataset
-from smoothcert.evaluate import CertifySettings, certify_dataset
+from smoothcert.smoothing.certification import CertifySettings
+from smoothcert.runs.evaluate import certify_dataset
 from smoothcert.models import build_model
-from smoothcert.smoothing import SmoothedClassifier
-from smoothcert.train import TrainConfig, preset
-from smoothcert.tsv import read_results
+from smoothcert.smoothing.classifier import SmoothedClassifier
+from smoothcert.training.config import TrainConfig, preset
+from smoothcert.files.tsv import read_results
 from test_checkpoints import released_cifar_state, save_released
 
 
@@ -103,10 +105,10 @@ CASES = [
     ("certify-n-text", CERTIFY + " --n many", "invalid int value: 'many'"),
     ("certify-batch", CERTIFY + " --batch 0", "batch_size must be a positive integer"),
     ("certify-skip", CERTIFY + " --skip 0", "skip must be a positive integer"),
-    ("certify-max", CERTIFY + " --max 0", "max (max_count) must be a positive number"),
+    ("certify-max", CERTIFY + " --max 0", "max_count must be a positive integer (or be left out), got 0"),
     ("certify-stages", CERTIFY + " --stages 0", "stages must be a positive integer"),
     ("certify-grid", CERTIFY + " --method tcertify --grid 0 1.5", "fractions alpha'/alpha in (0, 1]"),
-    ("certify-target", CERTIFY + " --target-radius -1", "positive finite radius"),
+    ("certify-target", CERTIFY + " --target-radius -1", "target_radius must be a positive finite number (or be left out), got -1.0"),
     ("certify-seed", CERTIFY + " --seed -1", "seed must be a non-negative integer"),
     # certify: names
     ("certify-method", CERTIFY + " --method smooth", "invalid choice: 'smooth'"),
@@ -152,22 +154,22 @@ CASES = [
     ("predict-exists", PREDICT, "already holds results; pass --resume"),
     ("predict-resume-other", PREDICT + " --resume --seed 3", "seed was 0, now 3"),
     # train
-    ("train-sigma-zero", FRESH + " --sigma 0", "sigma must be positive and finite"),
-    ("train-sigma-nan", FRESH + " --sigma nan", "sigma must be positive and finite"),
-    ("train-k", FRESH + " --k 0", "k (noisy copies per example) must be at least 1"),
-    ("train-steps", FRESH + " --method smoothadv --eps 0.5 --attack-steps 0", "attack_steps at least 1"),
-    ("train-lam", FRESH + " --method adre --lam -0.1", "lam must be non-negative"),
-    ("train-eps", FRESH + " --method adre_adv --lam 0.1 --eps -1", "eps must be non-negative"),
-    ("train-adre-cap", FRESH + " --method adre --lam 0.1 --adre-cap 0", "adre_cap must be positive"),
-    ("train-epochs", FRESH.replace("--epochs 1", "--epochs 0"), "epochs and batch_size must be positive"),
-    ("train-batch", FRESH + " --batch-size 0", "epochs and batch_size must be positive"),
+    ("train-sigma-zero", FRESH + " --sigma 0", "sigma must be a positive finite number, got 0.0"),
+    ("train-sigma-nan", FRESH + " --sigma nan", "sigma must be a positive finite number, got nan"),
+    ("train-k", FRESH + " --k 0", "k must be a positive integer, got 0"),
+    ("train-steps", FRESH + " --method smoothadv --eps 0.5 --attack-steps 0", "attack_steps must be a positive integer, got 0"),
+    ("train-lam", FRESH + " --method adre --lam -0.1", "lam must be a non-negative finite number, got -0.1"),
+    ("train-eps", FRESH + " --method adre_adv --lam 0.1 --eps -1", "eps must be a non-negative finite number, got -1.0"),
+    ("train-adre-cap", FRESH + " --method adre --lam 0.1 --adre-cap 0", "adre_cap must be a positive finite number (or be left out), got 0.0"),
+    ("train-epochs", FRESH.replace("--epochs 1", "--epochs 0"), "epochs must be a positive integer, got 0"),
+    ("train-batch", FRESH + " --batch-size 0", "batch_size must be a positive integer, got 0"),
     ("train-lr", FRESH + " --lr -0.1", "lr must be a non-negative finite number"),
     ("train-seed", FRESH + " --seed -2", "seed must be a non-negative integer"),
-    ("train-workers", FRESH + " --workers -1", "workers must be 0"),
-    ("train-method", FRESH + " --method mixup", "method must be one of basic, adre, smoothadv, adre_adv"),
-    ("train-arch", FRESH + " --arch vgg16", "unknown architecture 'vgg16'"),
+    ("train-workers", FRESH + " --workers -1", "workers must be a non-negative integer, got -1"),
+    ("train-method", FRESH + " --method mixup", "argument --method: invalid choice: 'mixup'"),
+    ("train-arch", FRESH + " --arch vgg16", "argument --arch: invalid choice: 'vgg16'"),
     ("train-preset", FRESH + " --preset svhn", "unknown preset 'svhn'"),
-    ("train-schedule", FRESH + " --schedule linear", "schedule must be 'step' or 'cosine'"),
+    ("train-schedule", FRESH + " --schedule linear", "argument --schedule: invalid choice: 'linear'"),
     ("train-device", FRESH + " --device cuda:x", "not a device name"),
     ("train-no-data-dir", FRESH + " --preset cifar10", "set data_dir (--data-dir)"),
     ("train-missing-data", FRESH + " --preset cifar10 --data-dir {bad}/nowhere", "no CIFAR-10 found under"),
@@ -178,13 +180,13 @@ CASES = [
     ("train-resume-missing", FRESH + " --resume", "cannot resume: no checkpoint"),
     ("train-resume-other", TRAIN + " --resume --sigma 0.25 --batch-size 200", "sigma was 0.5, now 0.25"),
     # demo
-    ("demo-sigma", DEMO + " --sigma 0", "sigma must be positive and finite"),
-    ("demo-sigma-nan", DEMO + " --sigma nan", "sigma must be positive and finite"),
-    ("demo-lam", DEMO + " --lam -1", "lam must be non-negative"),
+    ("demo-sigma", DEMO + " --sigma 0", "sigma must be a positive finite number, got 0.0"),
+    ("demo-sigma-nan", DEMO + " --sigma nan", "sigma must be a positive finite number, got nan"),
+    ("demo-lam", DEMO + " --lam -1", "lam must be a non-negative finite number, got -1.0"),
     ("demo-lam-zero", DEMO + " --lam 0", "needs lam > 0"),
-    ("demo-epochs", DEMO + " --epochs 0", "epochs and batch_size must be positive"),
+    ("demo-epochs", DEMO + " --epochs 0", "epochs must be a positive integer, got 0"),
     ("demo-n", DEMO + " --n 0", "n must be a positive integer"),
-    ("demo-max", DEMO + " --max 0", "max must be a positive number of test digits"),
+    ("demo-max", DEMO + " --max 0", "max_count must be a positive integer (or be left out), got 0"),
     ("demo-seed", DEMO + " --seed -1", "seed must be a non-negative integer"),
     ("demo-unwritable", "demo --out-dir {bad}/a-file/demo --quiet", "cannot write"),
     # analyze
@@ -193,9 +195,9 @@ CASES = [
     ("analyze-empty", "analyze {bad}/empty.tsv --out-dir {done}/analysis", "is empty; expected a header"),
     ("analyze-cell", "analyze {bad}/bad-cell.tsv --out-dir {done}/analysis", "line 2"),
     ("analyze-labels", ANALYZE + " --labels a b", "got 2 labels for 1 files"),
-    ("analyze-radii", ANALYZE + " --radii -1 0", "radii must be non-negative finite numbers"),
-    ("analyze-alpha", ANALYZE + " --alpha 0", "alpha and rho must lie strictly between 0 and 1"),
-    ("analyze-rho", ANALYZE + " --rho 1.5", "alpha and rho must lie strictly between 0 and 1"),
+    ("analyze-radii", ANALYZE + " --radii -1 0", "a radius must be a non-negative finite number, got -1.0"),
+    ("analyze-alpha", ANALYZE + " --alpha 0", "alpha must lie strictly between 0 and 1, got 0.0"),
+    ("analyze-rho", ANALYZE + " --rho 1.5", "rho must lie strictly between 0 and 1, got 1.5"),
     ("analyze-unwritable", "analyze {done}/cert.tsv --out-dir {bad}/a-file/analysis", "cannot write"),
     ("analyze-no-files", "analyze", "the following arguments are required: files"),
     # reproduce
@@ -209,7 +211,7 @@ CASES = [
     ("paper-no-data-dir", "paper cifar10 --sigma 0.25", "the following arguments are required: --data-dir"),
     ("paper-empty-data", PAPER + " --sigma 0.25", "no CIFAR-10 found under"),
     ("paper-imagenet-missing", "paper imagenet --sigma 0.25 --data-dir {bad}/empty-data --out-dir {done}/p", "no ImageNet folder"),
-    ("paper-workers", PAPER + " --sigma 0.25 --workers -1", "workers must be 0"),
+    ("paper-workers", PAPER + " --sigma 0.25 --workers -1", "workers must be a non-negative integer, got -1"),
     ("paper-device", PAPER + " --sigma 0.25 --device gpu0", "not a device name"),
     ("unknown-command", "serve", "invalid choice: 'serve'"),
 ]
@@ -253,9 +255,9 @@ def image() -> torch.Tensor:
 
 
 API_CASES = [
-    ("sigma-zero", lambda ws, s: SmoothedClassifier(s.base_classifier, 10, 0.0), ValueError, "sigma must be a positive number"),
-    ("sigma-nan", lambda ws, s: SmoothedClassifier(s.base_classifier, 10, math.nan), ValueError, "sigma must be a positive number"),
-    ("classes", lambda ws, s: SmoothedClassifier(s.base_classifier, 1, 0.5), ValueError, "num_classes must be at least 2"),
+    ("sigma-zero", lambda ws, s: SmoothedClassifier(s.base_classifier, 10, 0.0), ValueError, "sigma must be a positive finite number, got 0.0"),
+    ("sigma-nan", lambda ws, s: SmoothedClassifier(s.base_classifier, 10, math.nan), ValueError, "sigma must be a positive finite number, got nan"),
+    ("classes", lambda ws, s: SmoothedClassifier(s.base_classifier, 1, 0.5), ValueError, "num_classes must be an integer of at least 2, got 1"),
     ("range", lambda ws, s: SmoothedClassifier(s.base_classifier, 10, 0.5, input_range=(1.0, 0.0)), ValueError, "low < high"),
     ("shape-batch", lambda ws, s: s.certify(image().unsqueeze(0), 10, 10, 0.01), ValueError, "takes inputs of shape (1, 28, 28)"),
     ("shape-channels", lambda ws, s: s.predict(torch.rand(3, 28, 28), 10, 0.01), ValueError, "takes inputs of shape (1, 28, 28)"),
@@ -268,14 +270,14 @@ API_CASES = [
     ("counts-negative", lambda ws, s: certify_from_counts([5, -1], [5, 5], 0.01, 0.5), ValueError, "counts0 must not be negative"),
     ("counts-length", lambda ws, s: t_certify_from_counts([5, 1], [5, 5, 1], 0.01, 0.5), ValueError, "counts"),
     ("predict-alpha", lambda ws, s: predict_from_counts([5, 1], 0.0), ValueError, "alpha"),
-    ("pb-bound", lambda ws, s: t_certify_from_counts([5, 1], [5, 1], 0.01, 0.5, pb_bound="union"), ValueError, "pb_bound must be 'max' or 'sum'"),
+    ("pb-bound", lambda ws, s: t_certify_from_counts([5, 1], [5, 1], 0.01, 0.5, pb_bound="union"), ValueError, "pb_bound must be one of max, sum, got 'union'"),
     ("early-stop", lambda ws, s: s.certify_until(image(), 10, 100, 0.01, 0.5, early_stop="often"), ValueError,
      "early_stop must be one of sequence, checkpoints"),
     ("settings-pb-bound", lambda ws, s: CertifySettings(pb_bound="union").validate(), ValueError, "pb_bound must be one of max, sum"),
     ("certify-sigma", lambda ws, s: certify_from_counts([5, 1], [5, 1], 0.01, -1.0), ValueError, "sigma"),
     ("settings", lambda ws, s: CertifySettings(alpha=2, n=0).validate(), ValueError, "n must be a positive integer, got 0; alpha must lie"),
-    ("train-config", lambda ws, s: TrainConfig(sigma=-1, k=0).validate(), ValueError, "sigma must be positive and finite"),
-    ("train-arch", lambda ws, s: preset("mnist", arch="vgg").validate(), ValueError, "unknown architecture 'vgg'"),
+    ("train-config", lambda ws, s: TrainConfig(sigma=-1, k=0).validate(), ValueError, "sigma must be a positive finite number, got -1; k must be a positive integer, got 0"),
+    ("train-arch", lambda ws, s: preset("mnist", arch="vgg").validate(), ValueError, "arch must be one of small_cnn, small_cnn_bn, cifar_resnet20"),
     ("preset-field", lambda ws, s: preset("mnist", noise=0.5), ValueError, "unknown training options ['noise']"),
     ("dataset", lambda ws, s: load_dataset("svhn", "test"), ValueError, "unknown dataset 'svhn'"),
     ("split", lambda ws, s: load_dataset("mnist", "validation"), ValueError, "split must be one of"),
@@ -285,7 +287,7 @@ API_CASES = [
     ("checkpoint-sigma", lambda ws, s: load_classifier(ws["checkpoint"], sigma=math.inf), ValueError, "sigma must be a positive finite"),
     ("outputs", lambda ws, s: certify_dataset(s, load_dataset("mnist", "test"), ws["done"] / "cert.tsv",
                                                CertifySettings(n=100, max_count=2)), ValueError, "already holds results"),
-    ("analyze", lambda ws, s: analyze_files([ws["done"] / "cert.tsv"], radii=[math.nan]), ValueError, "radii must be"),
+    ("analyze", lambda ws, s: analyze_files([ws["done"] / "cert.tsv"], radii=[math.nan]), ValueError, "a radius must be a non-negative finite number, got nan"),
     ("analyze-alpha", lambda ws, s: analyze_files([ws["done"] / "cert.tsv"], alpha=0.5), ValueError, "records certificates valid at level"),
     ("results", lambda ws, s: read_results(ws["bad"] / "none.tsv"), FileNotFoundError, "no results file"),
 ]

@@ -15,7 +15,7 @@ from smoothcert import (
     predict_from_counts,
     t_certify_from_counts,
 )
-from smoothcert.certify import grid_level
+from smoothcert.statistics.certificates import grid_level
 
 
 def ref_pb_upper_max(others, n, alpha):
@@ -184,6 +184,6 @@ def test_bad_input_is_refused_with_a_clear_message(call, message):
 
 
 def test_statistics_do_not_import_torch():
-    code = "import sys, smoothcert, smoothcert.stats, smoothcert.certify; print('torch' in sys.modules)"
+    code = "import sys, smoothcert, smoothcert.statistics.bounds, smoothcert.statistics.certificates; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -9,7 +9,7 @@ from scipy import special
 from scipy.stats import binom
 
 from smoothcert import ABSTAIN, certify_from_counts, predict_from_counts, t_certify_from_counts
-from smoothcert.sequential import (CheckpointPlan, SequenceTest, checkpoint_decision, checkpoint_plan, mixture_log_martingale,
+from smoothcert.statistics.sequential import (CheckpointPlan, SequenceTest, checkpoint_decision, checkpoint_plan, mixture_log_martingale,
                                    sequence_decision)
 
 ALPHA = 0.05

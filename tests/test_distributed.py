@@ -7,9 +7,9 @@ import sys
 
 import torch
 
-from smoothcert.checkpoint import load_checkpoint
+from smoothcert.models.checkpoint import load_checkpoint
 from smoothcert.models import build_model
-from smoothcert.seeding import INIT, derive_seed
+from smoothcert.runtime.seeding import INIT, derive_seed
 
 
 def run(args, cwd):

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from smoothcert.losses import adre_term, perturbed_risk, regularized_risk, runner_up, smoothed_log_probs
+from smoothcert.training.objectives import adre_term, perturbed_risk, regularized_risk, runner_up, smoothed_log_probs
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ def test_unknown_architecture():
 
 
 def test_fast_options_compute_nearly_the_same_logits():
-    from smoothcert.fast import FastOptions, apply_fast_options, native_bf16
+    from smoothcert.smoothing.fast import FastOptions, apply_fast_options, native_bf16
 
     torch.manual_seed(0)
     model = build_model("cifar_resnet20", 10, [0.5] * 3, [0.25] * 3)

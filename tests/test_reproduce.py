@@ -65,9 +65,9 @@ def test_cifar10_study_needs_its_folder(capsys):
 
 
 def test_a_finished_runs_record_keeps_what_it_computed_and_drops_where():
-    from smoothcert.evaluate import CertifySettings
-    from smoothcert.reproduce import _record
-    from smoothcert.train import preset
+    from smoothcert.smoothing.certification import CertifySettings
+    from smoothcert.studies.reproduce import _record
+    from smoothcert.training.config import preset
 
     record = _record(preset("mnist", batch_size=50, out_dir="/somewhere"), CertifySettings(batch_size=300))
     assert record["train"]["batch_size"] == 50 and "out_dir" not in record["train"]  # the training batch changes the weights

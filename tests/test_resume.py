@@ -14,10 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 
-import smoothcert.train
-from smoothcert.checkpoint import load_checkpoint, save_checkpoint
+import smoothcert.training.loop
+from smoothcert.models.checkpoint import load_checkpoint, save_checkpoint
 from smoothcert.cli import main
-from smoothcert.train import TrainingDiverged, preset, train
+from smoothcert.training.config import preset
+from smoothcert.training.diagnostics import TrainingDiverged
+from smoothcert.training.loop import train
 
 
 def without_time(path: Path) -> list[list[str]]:
@@ -139,13 +141,13 @@ def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp
     out = tmp_path / "run"
     assert main(train_arguments(out, "--epochs", "1")) == 0
     before = (out / "checkpoint.pt").read_bytes()
-    real = smoothcert.train.regularized_risk
+    real = smoothcert.training.loop.regularized_risk
 
     def diverging(*args, **kwargs):
         parts = real(*args, **kwargs)
         return dataclasses.replace(parts, loss=parts.loss * float("nan"))
 
-    monkeypatch.setattr(smoothcert.train, "regularized_risk", diverging)
+    monkeypatch.setattr(smoothcert.training.loop, "regularized_risk", diverging)
     with pytest.raises(TrainingDiverged, match="non-finite in epoch 2 .*the checkpoint of epoch 1 is kept"):
         train(preset("mnist", epochs=2, sigma=0.5, batch_size=200, out_dir=str(out)), resume=True, progress=False)
     assert main(train_arguments(out, "--resume")) == 2

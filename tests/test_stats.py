@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 from scipy import stats as sps
 
 from reference import ref_cp_lower, ref_cp_upper, ref_pb_upper
-from smoothcert import stats
+from smoothcert.statistics import bounds
 
 TOL = 1e-10
 
@@ -21,24 +21,24 @@ def _random_cases(seed: int, count: int):
 
 @pytest.mark.parametrize("k,n,alpha", list(_random_cases(0, 60)))
 def test_cp_bounds_match_root_finding_on_the_binomial(k, n, alpha):
-    assert stats.cp_lower(k, n, alpha) == pytest.approx(ref_cp_lower(k, n, alpha), abs=TOL)
-    assert stats.cp_upper(k, n, alpha) == pytest.approx(ref_cp_upper(k, n, alpha), abs=TOL)
+    assert bounds.cp_lower(k, n, alpha) == pytest.approx(ref_cp_lower(k, n, alpha), abs=TOL)
+    assert bounds.cp_upper(k, n, alpha) == pytest.approx(ref_cp_upper(k, n, alpha), abs=TOL)
 
 
 @pytest.mark.parametrize("n", [1, 7, 1000, 100_000])
 @pytest.mark.parametrize("alpha", [1e-12, 1e-3, 0.5, 0.999])
 def test_cp_edge_cases_have_closed_forms(n, alpha):
     # P(Bin(n, p) >= n) = p^n and P(Bin(n, p) <= 0) = (1 - p)^n.
-    assert stats.cp_lower(0, n, alpha) == 0.0
-    assert stats.cp_upper(n, n, alpha) == 1.0
-    assert stats.cp_lower(n, n, alpha) == pytest.approx(alpha ** (1 / n), abs=TOL)
-    assert stats.cp_upper(0, n, alpha) == pytest.approx(1 - alpha ** (1 / n), abs=TOL)
+    assert bounds.cp_lower(0, n, alpha) == 0.0
+    assert bounds.cp_upper(n, n, alpha) == 1.0
+    assert bounds.cp_lower(n, n, alpha) == pytest.approx(alpha ** (1 / n), abs=TOL)
+    assert bounds.cp_upper(0, n, alpha) == pytest.approx(1 - alpha ** (1 / n), abs=TOL)
 
 
 def test_cp_bounds_are_vectorized():
     k = np.array([[0, 5], [10, 20]])
     alpha = np.array([0.01, 0.2])
-    lower = stats.cp_lower(k, 20, alpha)
+    lower = bounds.cp_lower(k, 20, alpha)
     assert lower.shape == (2, 2)
     for i in range(2):
         for j in range(2):
@@ -54,7 +54,7 @@ def test_pb_upper_matches_root_finding_on_the_sum(seed):
     counts = rng.multinomial(n, probs)
     others = np.delete(counts, np.argmax(counts))
     alpha = float(10 ** rng.uniform(-8, -0.5))
-    got = float(stats.pb_upper(others, n, alpha))
+    got = float(bounds.pb_upper(others, n, alpha))
     want = ref_pb_upper(others, n, alpha)
     assert got == pytest.approx(want, abs=TOL)
     # never below the root: the sum at the returned point is at most alpha
@@ -68,8 +68,8 @@ def test_pb_upper_matches_root_finding_on_the_sum(seed):
     *[(list(map(int, np.random.default_rng(s).integers(0, 60, 1 + s % 11))), 400, a) for s in range(30) for a in (0.001, 0.25)],
 ])
 def test_pb_upper_is_within_its_tolerance_above_the_root(others, n, alpha):
-    got, want = float(stats.pb_upper(others, n, alpha)), ref_pb_upper(others, n, alpha)
-    assert want - 1e-15 <= got <= want + stats.PB_UPPER_XATOL
+    got, want = float(bounds.pb_upper(others, n, alpha)), ref_pb_upper(others, n, alpha)
+    assert want - 1e-15 <= got <= want + bounds.PB_UPPER_XATOL
 
 
 def test_pb_upper_with_1000_classes_mostly_zero():
@@ -78,29 +78,29 @@ def test_pb_upper_with_1000_classes_mostly_zero():
     others[:5] = [3000, 2500, 40, 3, 1]
     n = 100_000
     for alpha in [1e-3, 1e-9, 0.3]:
-        assert float(stats.pb_upper(rng.permutation(others), n, alpha)) == pytest.approx(ref_pb_upper(others, n, alpha), abs=TOL)
+        assert float(bounds.pb_upper(rng.permutation(others), n, alpha)) == pytest.approx(ref_pb_upper(others, n, alpha), abs=TOL)
 
 
 @pytest.mark.parametrize("m,n,alpha", [(999, 100_000, 1e-3), (9, 100, 0.05), (1, 10, 1e-6), (999, 100, 1e-12)])
 def test_pb_upper_all_zero_others_has_a_closed_form(m, n, alpha):
     # m (1 - p)^n = alpha
-    assert float(stats.pb_upper(np.zeros(m, dtype=int), n, alpha)) == pytest.approx(1 - (alpha / m) ** (1 / n), abs=TOL)
+    assert float(bounds.pb_upper(np.zeros(m, dtype=int), n, alpha)) == pytest.approx(1 - (alpha / m) ** (1 / n), abs=TOL)
 
 
 def test_pb_upper_edge_cases():
     # one other class: the Clopper-Pearson upper bound
-    assert float(stats.pb_upper([37], 100, 0.01)) == pytest.approx(float(stats.cp_upper(37, 100, 0.01)), abs=TOL)
+    assert float(bounds.pb_upper([37], 100, 0.01)) == pytest.approx(float(bounds.cp_upper(37, 100, 0.01)), abs=TOL)
     # some other class took every sample: nothing below 1 is an upper bound
-    assert float(stats.pb_upper([0, 50, 0], 50, 0.01)) == 1.0
+    assert float(bounds.pb_upper([0, 50, 0], 50, 0.01)) == 1.0
     # alpha near 1 and near 0
     for alpha in [0.999, 1e-12]:
-        assert float(stats.pb_upper([5, 5, 0], 20, alpha)) == pytest.approx(ref_pb_upper([5, 5, 0], 20, alpha), abs=TOL)
+        assert float(bounds.pb_upper([5, 5, 0], 20, alpha)) == pytest.approx(ref_pb_upper([5, 5, 0], 20, alpha), abs=TOL)
 
 
 def test_pb_upper_broadcasts_rows_and_levels():
     rows = np.array([[3, 1, 0], [10, 10, 2], [0, 0, 0]])
     alphas = np.array([[0.001], [0.01], [0.1]])
-    got = stats.pb_upper(rows, 50, alphas)
+    got = bounds.pb_upper(rows, 50, alphas)
     assert got.shape == (3, 3)
     for i in range(3):
         for j in range(3):
@@ -114,16 +114,16 @@ def test_pb_upper_max_is_clopper_pearson_on_the_largest_count_and_never_looser_t
     n = int(rng.integers(m + 1, 5000))
     others = rng.multinomial(int(rng.integers(0, n // 2 + 1)), np.ones(m) / m)
     alpha = float(10 ** rng.uniform(-6, -1))
-    bound = float(stats.pb_upper_max(others, n, alpha))
+    bound = float(bounds.pb_upper_max(others, n, alpha))
     assert bound == pytest.approx(ref_cp_upper(int(others.max()), n, alpha), abs=1e-12)
-    assert bound <= float(stats.pb_upper(others, n, alpha)) + 1e-15
+    assert bound <= float(bounds.pb_upper(others, n, alpha)) + 1e-15
 
 
 def test_pb_upper_max_on_1000_zero_counts():
     # 999 other classes without a sample: eq. 14 needs 999 tails to reach beta, the max-count
     # bound one
     others, n, beta = np.zeros(999, dtype=int), 100_000, 5e-4
-    by_max, by_sum = float(stats.pb_upper_max(others, n, beta)), float(stats.pb_upper(others, n, beta))
+    by_max, by_sum = float(bounds.pb_upper_max(others, n, beta)), float(bounds.pb_upper(others, n, beta))
     assert by_max == pytest.approx(-np.log(beta) / n, rel=1e-3)  # 7.6e-5: (1 - p)^n = beta
     assert by_sum == pytest.approx(-np.log(beta / 999) / n, rel=1e-3)  # 1.45e-4
     assert by_max < 0.53 * by_sum
@@ -132,28 +132,28 @@ def test_pb_upper_max_on_1000_zero_counts():
 def test_radii_match_scipy_normal_quantiles():
     pa, pb, sigma = np.array([0.6, 0.99, 0.51]), np.array([0.3, 0.001, 0.49]), 0.5
     want = sigma / 2 * (sps.norm.ppf(pa) - sps.norm.ppf(pb))
-    np.testing.assert_allclose(stats.radius(pa, pb, sigma), want, rtol=1e-12)
-    np.testing.assert_allclose(stats.cohen_radius(pa, sigma), sigma * sps.norm.ppf(pa), rtol=1e-12)
-    np.testing.assert_allclose(stats.radius(pa, 1 - pa, sigma), stats.cohen_radius(pa, sigma), rtol=1e-12)
+    np.testing.assert_allclose(bounds.radius(pa, pb, sigma), want, rtol=1e-12)
+    np.testing.assert_allclose(bounds.cohen_radius(pa, sigma), sigma * sps.norm.ppf(pa), rtol=1e-12)
+    np.testing.assert_allclose(bounds.radius(pa, 1 - pa, sigma), bounds.cohen_radius(pa, sigma), rtol=1e-12)
 
 
 @pytest.mark.parametrize(
     "call,message",
     [
-        (lambda: stats.cp_lower(3, 10, 0.0), "alpha"),
-        (lambda: stats.cp_lower(3, 10, 1.0), "alpha"),
-        (lambda: stats.cp_upper(11, 10, 0.1), "between 0 and n"),
-        (lambda: stats.cp_upper(-1, 10, 0.1), "between 0 and n"),
-        (lambda: stats.cp_lower(1, 0, 0.1), "n must be a positive"),
-        (lambda: stats.cp_lower(1.5, 10, 0.1), "whole numbers"),
-        (lambda: stats.pb_upper([], 10, 0.1), "at least one class"),
-        (lambda: stats.pb_upper([6, 6], 10, 0.1), "more than n"),
-        (lambda: stats.pb_upper([-1, 2], 10, 0.1), "between 0 and n"),
-        (lambda: stats.pb_upper_max([], 10, 0.1), "at least one class"),
-        (lambda: stats.pb_upper_max([6, 6], 10, 0.1), "more than n"),
-        (lambda: stats.pb_upper_max([2, 3], 10, 1.5), "alpha"),
-        (lambda: stats.radius(0.6, 0.3, 0.0), "sigma"),
-        (lambda: stats.cohen_radius(0.6, -1.0), "sigma"),
+        (lambda: bounds.cp_lower(3, 10, 0.0), "alpha"),
+        (lambda: bounds.cp_lower(3, 10, 1.0), "alpha"),
+        (lambda: bounds.cp_upper(11, 10, 0.1), "between 0 and n"),
+        (lambda: bounds.cp_upper(-1, 10, 0.1), "between 0 and n"),
+        (lambda: bounds.cp_lower(1, 0, 0.1), "n must be a positive"),
+        (lambda: bounds.cp_lower(1.5, 10, 0.1), "whole numbers"),
+        (lambda: bounds.pb_upper([], 10, 0.1), "at least one class"),
+        (lambda: bounds.pb_upper([6, 6], 10, 0.1), "more than n"),
+        (lambda: bounds.pb_upper([-1, 2], 10, 0.1), "between 0 and n"),
+        (lambda: bounds.pb_upper_max([], 10, 0.1), "at least one class"),
+        (lambda: bounds.pb_upper_max([6, 6], 10, 0.1), "more than n"),
+        (lambda: bounds.pb_upper_max([2, 3], 10, 1.5), "alpha"),
+        (lambda: bounds.radius(0.6, 0.3, 0.0), "sigma"),
+        (lambda: bounds.cohen_radius(0.6, -1.0), "sigma"),
     ],
 )
 def test_bad_input_is_refused_with_a_clear_message(call, message):
@@ -170,7 +170,7 @@ levels = st.floats(1e-9, 0.9)
 def test_estimate_lies_between_the_bounds(kn, alpha):
     # one-sided bounds at a level up to 1/2 (above it the lower bound may pass k/n)
     k, n = kn
-    assert stats.cp_lower(k, n, alpha) <= k / n <= stats.cp_upper(k, n, alpha)
+    assert bounds.cp_lower(k, n, alpha) <= k / n <= bounds.cp_upper(k, n, alpha)
 
 
 @settings(max_examples=150, deadline=None)
@@ -179,11 +179,11 @@ def test_bounds_are_monotone_in_k_and_alpha(kn, a1, a2):
     k, n = kn
     lo_a, hi_a = sorted([a1, a2])
     # larger alpha: narrower interval
-    assert stats.cp_lower(k, n, lo_a) <= stats.cp_lower(k, n, hi_a)
-    assert stats.cp_upper(k, n, lo_a) >= stats.cp_upper(k, n, hi_a)
+    assert bounds.cp_lower(k, n, lo_a) <= bounds.cp_lower(k, n, hi_a)
+    assert bounds.cp_upper(k, n, lo_a) >= bounds.cp_upper(k, n, hi_a)
     if k < n:
-        assert stats.cp_lower(k, n, a1) <= stats.cp_lower(k + 1, n, a1)
-        assert stats.cp_upper(k, n, a1) <= stats.cp_upper(k + 1, n, a1)
+        assert bounds.cp_lower(k, n, a1) <= bounds.cp_lower(k + 1, n, a1)
+        assert bounds.cp_upper(k, n, a1) <= bounds.cp_upper(k + 1, n, a1)
 
 
 @settings(max_examples=80, deadline=None)
@@ -191,11 +191,11 @@ def test_bounds_are_monotone_in_k_and_alpha(kn, a1, a2):
 def test_pb_upper_is_monotone_and_above_each_class_bound(others, a1, a2, which):
     n = sum(others) + 5
     lo_a, hi_a = sorted([a1, a2])
-    bound = float(stats.pb_upper(others, n, hi_a))
-    assert float(stats.pb_upper(others, n, lo_a)) >= bound - 1e-12
+    bound = float(bounds.pb_upper(others, n, hi_a))
+    assert float(bounds.pb_upper(others, n, lo_a)) >= bound - 1e-12
     # at least as large as the Clopper-Pearson bound of the largest other class
-    assert bound >= float(stats.cp_upper(max(others), n, hi_a)) - 1e-12
+    assert bound >= float(bounds.cp_upper(max(others), n, hi_a)) - 1e-12
     # a larger count can only raise it
     bumped = list(others)
     bumped[which % len(others)] += 1
-    assert float(stats.pb_upper(bumped, n, hi_a)) >= bound - 1e-12
+    assert float(bounds.pb_upper(bumped, n, hi_a)) >= bound - 1e-12

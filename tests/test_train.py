@@ -5,9 +5,10 @@ import warnings
 import pytest
 import torch
 
-from smoothcert.checkpoint import load_checkpoint, load_classifier
-from smoothcert.train import (PRESETS, GlobalBatchSampler, TrainConfig, attack_radius, learning_rate_factor, preset, train,
-                              training_step)
+from smoothcert.models.checkpoint import load_checkpoint, load_classifier
+from smoothcert.training.config import PRESETS, TrainConfig, preset
+from smoothcert.training.loop import GlobalBatchSampler, train, training_step
+from smoothcert.training.schedules import attack_radius, learning_rate_factor
 
 
 def quick(tmp_path, name, **overrides):
@@ -126,9 +127,9 @@ def test_global_batches_are_split_between_processes():
 @pytest.mark.parametrize("overrides,message", [
     (dict(method="adre"), "needs lam > 0"),
     (dict(method="smoothadv"), "needs eps > 0"),
-    (dict(sigma=0.0), "sigma must be positive"),
+    (dict(sigma=0.0), "sigma must be a positive finite number, got 0.0"),
     (dict(method="mixup"), "method must be one of"),
-    (dict(k=0), "at least 1"),
+    (dict(k=0), "k must be a positive integer, got 0"),
     (dict(dataset="cifar10"), "data_dir"),
 ])
 def test_bad_configurations_are_refused(overrides, message):

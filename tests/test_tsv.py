@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smoothcert.tsv import CERTIFY_COLUMNS, ResultsFile, format_value, parse_time, read_results
+from smoothcert.files.tsv import CERTIFY_COLUMNS, ResultsFile, format_value, parse_time, read_results
 
 
 def test_cohen_format_with_mixed_time_cells(tmp_path):
@@ -30,7 +30,7 @@ def test_malformed_files_are_refused(tmp_path):
 def test_atomic_writes_get_the_usual_file_mode(tmp_path):
     import os
 
-    from smoothcert.files import write_text_atomic
+    from smoothcert.files.atomic import write_text_atomic
 
     mask = os.umask(0o022)
     try:
@@ -42,7 +42,7 @@ def test_atomic_writes_get_the_usual_file_mode(tmp_path):
 
 
 def test_bounds_are_written_rounded_in_their_safe_direction(tmp_path):
-    from smoothcert.analyze import certified_accuracy
+    from smoothcert.analysis.accuracy import certified_accuracy
 
     path = tmp_path / "boundary.tsv"
     row = dict(idx=0, label=1, predict=1, radius=0.24999996, correct=True, time=1.0, pa_lower=0.59870630,

@@ -18,14 +18,16 @@ TEST_FILES = ["test_batch"]
 LAYOUT = "a folder 'cifar-10-batches-py' holding data_batch_1 ... data_batch_5 and test_batch (the python version of CIFAR-10)"
 
 
-def _batches_folder(data_dir: Path) -> Path:
+def batches_folder(data_dir: Path) -> Path:
+    """The folder under ``data_dir`` that holds the batches (``data_dir`` itself or its ``cifar-10-batches-py``)."""
     for candidate in (data_dir, data_dir / "cifar-10-batches-py"):
         if (candidate / "test_batch").is_file():
             return candidate
     raise FileNotFoundError(f"no CIFAR-10 found under {data_dir}: expected {LAYOUT}")
 
 
-def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One python batch file as ``(N, 3, 32, 32)`` uint8 images and their labels, checked."""
     if not path.is_file():
         raise FileNotFoundError(f"missing CIFAR-10 file {path}: expected {LAYOUT}")
     try:
@@ -47,8 +49,8 @@ class Cifar10(Dataset):
     with padding 4 and a horizontal flip."""
 
     def __init__(self, data_dir: str | Path, split: str) -> None:
-        folder = _batches_folder(Path(data_dir))
-        parts = [_read_batch(folder / name) for name in (TRAIN_FILES if split == "train" else TEST_FILES)]
+        folder = batches_folder(Path(data_dir))
+        parts = [read_batch(folder / name) for name in (TRAIN_FILES if split == "train" else TEST_FILES)]
         self.images = torch.from_numpy(np.concatenate([p[0] for p in parts]))
         self.labels = torch.from_numpy(np.concatenate([p[1] for p in parts]))
         self.augment = (

@@ -1,0 +1,148 @@
+"""What each ``smoothcert`` command does: a thin layer over the library, one function per command.
+Each imports what it needs when it runs, so that ``smoothcert analyze`` never imports torch;
+process groups are created and destroyed here, by the commands that run under ``torchrun``."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import replace
+
+from smoothcert.cli.options import chosen_values
+
+
+def demo(args: argparse.Namespace) -> int:
+    from smoothcert.studies.demo import ADRE, CERTIFY, TRAIN, DemoSettings, run_demo
+
+    started = time.perf_counter()
+    settings = DemoSettings(train={**TRAIN, "sigma": args.sigma, "epochs": args.epochs, "seed": args.seed},
+                            adre={**ADRE, "lam": args.lam, "adre_cap": None if args.faithful_adre else ADRE["adre_cap"]},
+                            certify=replace(CERTIFY, n=args.n, max_count=args.max_count, seed=args.seed), out_dir=args.out_dir)
+    table, _ = run_demo(settings, progress=not args.quiet)
+    certify = settings.certify
+    print(f"\nApproximate certified accuracy on the embedded MNIST test digits, sigma = {args.sigma}, "
+          f"n0 = {certify.n0}, n = {certify.n}, alpha = {certify.alpha} (T-CERTIFY: corrected grid, valid at alpha)\n")
+    print(table)
+    if not args.faithful_adre:
+        print(f"\nADRE_REG bounds l_adre per example at {ADRE['adre_cap']}: the paper's objective is unbounded below and collapses "
+              "on these digits (run with --faithful-adre to see it).")
+    print(f"\nwall time {time.perf_counter() - started:.0f} s; results in {settings.out_dir}/")
+    return 0
+
+
+def train(args: argparse.Namespace) -> int:
+    from smoothcert.runtime.distributed import process_group
+    from smoothcert.training.config import TrainConfig, preset
+    from smoothcert.training.loop import train as train_model
+
+    config = preset(args.preset, **chosen_values(args, TrainConfig)).validate()
+    with process_group(config.device) as env:
+        path = train_model(config, resume=args.resume, progress=not args.quiet, env=env)
+    print(f"checkpoint: {path}")
+    return 0
+
+
+def _fast_options(args: argparse.Namespace, device):
+    from smoothcert.smoothing.fast import FastOptions
+
+    if args.fast:
+        return FastOptions.all_for(device)
+    return FastOptions(fold_bn=args.fold_bn, channels_last=args.channels_last, compile=args.compile, bf16=args.bf16)
+
+
+def _smoothed(args: argparse.Namespace, device, fast=None):
+    """The smoothed classifier of ``--checkpoint``, the split to evaluate, and what the results
+    file records about them."""
+    from smoothcert.data import load_dataset
+    from smoothcert.runs.evaluate import source_record
+    from smoothcert.smoothing.checkpoint import load_smoothed
+    from smoothcert.smoothing.fast import apply_fast_options, describe
+
+    smoothed, entries = load_smoothed(args.checkpoint, device, sigma=args.sigma, dataset=args.dataset)
+    if fast is not None:
+        smoothed.base_classifier = apply_fast_options(smoothed.base_classifier, fast)
+    dataset = load_dataset(entries["dataset"], args.split, args.data_dir)
+    metadata = source_record(args.checkpoint, entries["dataset"], args.split, device)
+    if fast is not None:
+        metadata["fast"] = describe(fast)
+    return smoothed, dataset, metadata
+
+
+def certify(args: argparse.Namespace) -> int:
+    from smoothcert.runs.evaluate import certify_dataset
+    from smoothcert.runtime.distributed import process_group
+    from smoothcert.smoothing.certification import CertifySettings
+
+    settings = CertifySettings(**chosen_values(args, CertifySettings)).validate()
+    with process_group(args.device) as env:
+        smoothed, dataset, metadata = _smoothed(args, env.device, _fast_options(args, env.device))
+        paths = certify_dataset(smoothed, dataset, args.outfile, settings, progress=not args.quiet and env.main, rank=env.rank,
+                                world=env.world, metadata=metadata, resume=args.resume)
+    if env.main:
+        for path in paths.values():
+            print(f"wrote {path}")
+    return 0
+
+
+def predict(args: argparse.Namespace) -> int:
+    from smoothcert.runs.evaluate import predict_dataset
+    from smoothcert.runtime.distributed import resolve_device
+
+    smoothed, dataset, metadata = _smoothed(args, resolve_device(args.device))
+    path = predict_dataset(smoothed, dataset, args.outfile, args.n, args.alpha, args.batch_size, args.skip, args.max_count, args.seed,
+                           progress=not args.quiet, metadata=metadata, resume=args.resume)
+    print(f"wrote {path}")
+    return 0
+
+
+def analyze(args: argparse.Namespace) -> int:
+    from smoothcert.analysis.accuracy import TABLE_RADII
+    from smoothcert.analysis.report import analyze_files
+    from smoothcert.analysis.tables import markdown_table
+
+    summaries, written = analyze_files(args.files, args.labels, args.out_dir, tuple(args.radii or TABLE_RADII),
+                                       args.alpha, args.rho, args.paired, args.name)
+    print("Approximate certified accuracy (estimates: every certificate counted as right); lower bounds on the true "
+          f"certified accuracy, valid with probability 1 - rho = {1 - args.rho:g}, are in {args.name}.csv\n")
+    print(markdown_table(summaries))
+    print("\nwrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+def reproduce(args: argparse.Namespace) -> int:
+    from smoothcert.studies.reproduce import run_study, study_plan
+
+    if args.dataset == "cifar10" and not args.data_dir:
+        raise ValueError("--dataset cifar10 reads CIFAR-10 from a folder: pass --data-dir (the folder holding cifar-10-batches-py)")
+    default = "runs/reproduce" + ("-cifar10" if args.dataset == "cifar10" else "") + ("-quick" if args.quick else "")
+    written = run_study(study_plan(args.dataset, args.quick), args.out_dir or default, progress=not args.quiet, data_dir=args.data_dir)
+    for table in ("table1", "figure1"):
+        print(f"\n{table}:\n{written[f'{table}.md'].read_text()}")
+    print("wrote " + ", ".join(str(p) for p in written.values()))
+    return 0
+
+
+def paper(args: argparse.Namespace) -> int:
+    from smoothcert.analysis.report import analyze_files
+    from smoothcert.analysis.tables import markdown_table
+    from smoothcert.runs.pipeline import train_and_certify
+    from smoothcert.runtime.distributed import process_group
+    from smoothcert.studies.paper import PAPER_LABELS, cell_certify_settings, cell_config
+
+    tag = "basic" if args.lam is None else f"l{args.lam:g}"
+    extra = {key: value for key, value in (("device", args.device), ("workers", args.workers)) if value is not None}
+    config = cell_config(args.dataset, args.sigma, args.lam, args.data_dir,
+                         args.out_dir or f"runs/paper/{args.dataset}-s{args.sigma:g}-{tag}", **extra)
+    with process_group(config.device) as env:
+        paths = train_and_certify(config, cell_certify_settings(args.dataset), progress=not args.quiet, env=env)
+    if not env.main:
+        return 0
+    summaries, _ = analyze_files(list(paths.values()), [PAPER_LABELS[name] for name in paths])
+    print("Approximate certified accuracy (estimates; each row's certificates hold at the level it names)\n")
+    print(markdown_table(summaries))
+    return 0
+
+
+RUN = {"demo": demo, "train": train, "certify": certify, "predict": predict, "analyze": analyze, "reproduce": reproduce,
+       "paper": paper}
+"""The function of each command."""

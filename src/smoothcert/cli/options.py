@@ -1,0 +1,49 @@
+"""Command-line options generated from settings dataclasses (:func:`smoothcert.validators.setting`):
+a field's flags, type, choices, default and help text are those it declares, never restated."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from typing import Any, Sequence
+
+
+def _kind(annotation: Any) -> tuple[type, bool]:
+    """The element type of a field's annotation, and whether it takes several values."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    if typing.get_origin(annotation) in (Sequence, tuple, list, typing.get_origin(Sequence[float])):
+        return typing.get_args(annotation)[0], True
+    return annotation, False
+
+
+def add_options(parser: argparse._ActionsContainer, settings: type, names: Sequence[str] | None = None, *,
+                defaults: dict[str, Any] | None = None, unset: bool = False) -> None:
+    """One option per field of the dataclass ``settings`` (those in ``names``, default every field
+    with help text). Defaults are the fields' own, or ``defaults[name]``; with ``unset``, options left
+    out are None, so that the caller keeps only what the user gave (e.g. over a preset)."""
+    hints = typing.get_type_hints(settings)
+    chosen = set(names) if names is not None else None
+    for item in dataclasses.fields(settings):
+        if (chosen is None and item.metadata.get("help") is None) or (chosen is not None and item.name not in chosen):
+            continue
+        flags = item.metadata.get("flags") or ("--" + item.name.replace("_", "-"),)
+        default = (defaults or {}).get(item.name, item.default if item.default is not dataclasses.MISSING else item.default_factory())
+        kind, several = _kind(hints[item.name])
+        options: dict[str, Any] = {"dest": item.name, "help": item.metadata.get("help")}
+        if kind is bool:
+            options.update(action="store_true", default=None if unset else default)
+        else:
+            options.update(type=kind, default=None if unset else (list(default) if several else default))
+            if several:
+                options["nargs"] = "+"
+            if item.metadata.get("choices"):
+                options["choices"] = list(item.metadata["choices"])
+        parser.add_argument(*flags, **options)
+
+
+def chosen_values(args: argparse.Namespace, settings: type) -> dict[str, Any]:
+    """The fields of ``settings`` that ``args`` holds a value for (not None)."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(settings) if getattr(args, f.name, None) is not None}

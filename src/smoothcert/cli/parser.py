@@ -1,0 +1,133 @@
+"""The ``smoothcert`` argument parser: one function per command. Training and certification
+options are generated from :class:`~smoothcert.training.config.TrainConfig` and
+:class:`~smoothcert.smoothing.certification.CertifySettings` (:mod:`smoothcert.cli.options`),
+imported by the commands that take them, so that ``smoothcert analyze`` runs without torch."""
+
+from __future__ import annotations
+
+import argparse
+
+from smoothcert.cli.options import add_options
+
+
+class _Parser(argparse.ArgumentParser):
+    """Reports a usage error in one line (the problem, and where to read what is expected)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
+
+
+def _add_demo(parser: argparse.ArgumentParser) -> None:
+    from smoothcert.smoothing.certification import CertifySettings
+    from smoothcert.studies import demo
+    from smoothcert.training.config import TrainConfig
+
+    add_options(parser, TrainConfig, ["sigma", "epochs", "seed"], defaults=demo.TRAIN)
+    add_options(parser, TrainConfig, ["lam"], defaults=demo.ADRE)
+    add_options(parser, CertifySettings, ["n", "max_count"], defaults={"n": demo.CERTIFY.n})
+    parser.add_argument("--faithful-adre", action="store_true", help="train ADRE without the per-example cap (it diverges on this data)")
+    parser.add_argument("--out-dir", default="runs/demo")
+    parser.add_argument("--quiet", action="store_true")
+
+
+def _add_train(parser: argparse.ArgumentParser) -> None:
+    from smoothcert.training.config import PRESETS, TrainConfig
+
+    parser.add_argument("--preset", default="mnist",
+                        help=f"{', '.join(PRESETS)}: the embedded digits on a CPU (ours), or the paper's recipes (see README)")
+    add_options(parser, TrainConfig, unset=True)
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out-dir")
+    parser.add_argument("--quiet", action="store_true")
+
+
+def _add_selection(parser: argparse.ArgumentParser) -> None:
+    """What ``certify`` and ``predict`` read and write."""
+    parser.add_argument("--checkpoint", required=True,
+                        help="a checkpoint written by smoothcert train, or one released by Cohen et al. or Salman et al.")
+    parser.add_argument("--sigma", type=float,
+                        help="noise level to smooth at (default: the checkpoint's; required for released checkpoints, which do not record it)")
+    parser.add_argument("--dataset", help="the data the checkpoint classifies (default: the checkpoint's, or for a released one "
+                        "cifar10/imagenet by its architecture)")
+    parser.add_argument("--outfile", required=True, help="the TSV to write; OUTFILE.json beside it records the settings")
+    parser.add_argument("--resume", action="store_true", help="continue OUTFILE if it holds rows (the settings must match its OUTFILE.json)")
+    parser.add_argument("--split", default="test", choices=["train", "test"])
+    parser.add_argument("--data-dir", help="dataset folder, if the checkpoint's dataset is read from one")
+    parser.add_argument("--device", help="default: cuda if available")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_certify(parser: argparse.ArgumentParser) -> None:
+    from smoothcert.smoothing.certification import CertifySettings
+
+    _add_selection(parser)
+    add_options(parser, CertifySettings)
+    speed = parser.add_argument_group("faster forward passes (each may change predictions; recorded in OUTFILE.json)")
+    speed.add_argument("--fast", action="store_true", help="all of the below (bf16 only where the device has bfloat16 units)")
+    speed.add_argument("--fold-bn", action="store_true", help="fold BatchNorm into the preceding convolutions")
+    speed.add_argument("--channels-last", action="store_true", help="channels-last memory format")
+    speed.add_argument("--compile", action="store_true", help="torch.compile the classifier")
+    speed.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CUDA, or a CPU with AVX512-BF16/AMX; emulated elsewhere)")
+
+
+def _add_predict(parser: argparse.ArgumentParser) -> None:
+    from smoothcert.smoothing.certification import CertifySettings
+
+    _add_selection(parser)
+    add_options(parser, CertifySettings, ["n", "alpha", "batch_size", "skip", "max_count", "seed"])
+
+
+def _add_analyze(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", help="TSVs written by smoothcert certify or by Cohen et al.'s certify.py")
+    parser.add_argument("--labels", nargs="+", help="one name per file (default: the file names)")
+    parser.add_argument("--radii", type=float, nargs="+", help="default: 0, 0.25, ..., 3.0 as in the paper's Table 1")
+    parser.add_argument("--out-dir", default="analysis", help="where NAME.md, .tex, .csv, .png and .pdf go")
+    parser.add_argument("--name", default="analysis")
+    parser.add_argument("--paired", action="store_true", help="plot consecutive files as solid/dashed pairs of one color")
+    parser.add_argument("--alpha", type=float,
+                        help="the level of certificates whose rows record none (Cohen et al.'s files; default 0.001); "
+                             "files that record a level use it, and a different --alpha is refused")
+    parser.add_argument("--rho", type=float, default=0.001, help="the lower bound holds with probability 1 - rho")
+
+
+def _add_reproduce(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", choices=["mnist", "cifar10"], default="mnist",
+                        help="mnist: the embedded digits, small CNN (default); cifar10: read from --data-dir, ResNet-20")
+    parser.add_argument("--data-dir", help="the folder holding cifar-10-batches-py (with --dataset cifar10)")
+    parser.add_argument("--quick", action="store_true", help="a few minutes' version of the study (fewer cells, seeds, samples)")
+    parser.add_argument("--out-dir", help="default: runs/reproduce (mnist) or runs/reproduce-cifar10, with -quick appended for --quick")
+    parser.add_argument("--quiet", action="store_true")
+
+
+def _add_paper(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dataset", choices=["cifar10", "imagenet"])
+    parser.add_argument("--sigma", type=float, required=True)
+    parser.add_argument("--lam", type=float, help="ADRE_REG's lambda; leave out for the Basic row")
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--out-dir", help="default: runs/paper/DATASET-sSIGMA-(basic|lLAM)")
+    parser.add_argument("--device")
+    parser.add_argument("--workers", type=int)
+    parser.add_argument("--quiet", action="store_true")
+
+
+COMMANDS = {
+    "demo": ("train Basic and ADRE_REG on the embedded MNIST digits, certify, print the table", _add_demo),
+    "train": ("train a base classifier", _add_train),
+    "certify": ("certify a dataset split with CERTIFY and/or T-CERTIFY", _add_certify),
+    "predict": ("Cohen et al.'s PREDICT over a dataset split", _add_predict),
+    "analyze": ("certified accuracy tables and curves from certification TSVs", _add_analyze),
+    "reproduce": ("the study: Table 1 and Figures 1-2 analogs on the embedded MNIST digits or CIFAR-10", _add_reproduce),
+    "paper": ("train and certify one cell of the paper's Table 1 at full scale (GPU)", _add_paper),
+}
+"""Each command: its one-line help and the function that adds its options."""
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every ``smoothcert`` command, with the options of ``command`` only when it is
+    given (so that ``smoothcert analyze`` never imports the torch-side settings)."""
+    parser = _Parser(prog="smoothcert", description="Certified l2 robustness by randomized smoothing.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, (text, add) in COMMANDS.items():
+        sub = commands.add_parser(name, help=text)
+        if command in (None, name):
+            add(sub)
+    return parser

@@ -1,0 +1,149 @@
+"""Certification and prediction results as TSV files, one row per example, header first.
+
+The first columns are those of Cohen et al.'s reference code (``idx label predict radius correct
+time``), so their analysis scripts read our files; ours follow. Rows are appended and flushed
+one at a time, so a long run can be resumed: :class:`ResultsFile` drops a trailing partial line
+(a run cut off mid-write) and reports which ``idx`` are already done.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Context, Decimal
+from pathlib import Path
+from typing import Any, Sequence
+
+from smoothcert.files.atomic import write_text_atomic
+
+CERTIFY_COLUMNS = ("idx", "label", "predict", "radius", "correct", "time", "pa_lower", "pb_upper", "alpha_prime", "level", "samples")
+PREDICT_COLUMNS = ("idx", "label", "predict", "correct", "time", "pvalue")
+
+
+DIGITS = 6
+"""Significant digits of the floats written."""
+
+DIRECTED = {"radius": ROUND_DOWN, "pa_lower": ROUND_FLOOR, "pb_upper": ROUND_CEILING}
+"""Columns holding bounds, and the direction they are rounded in, so that a written value stays a
+valid bound: radii toward zero (a written radius never exceeds the certified one), the lower
+bound on pA down, the upper bound on pB up. Other floats are rounded to nearest."""
+
+
+def format_value(value: Any, rounding: str | None = None) -> str:
+    """``value`` as a cell: booleans as 0/1, floats to :data:`DIGITS` significant digits, rounded
+    to nearest or, with ``rounding`` (a :mod:`decimal` rounding mode), in that direction.
+
+    Directed rounding is exact: the float is converted to its exact decimal value, rounded in
+    ``decimal`` and printed. Reading the cell back gives the float nearest to that decimal, which
+    lies on the same side of ``value``, since ``value`` is itself a float and rounding to nearest
+    is monotone."""
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if rounding is not None and math.isfinite(value):
+            value = float(Context(prec=DIGITS, rounding=rounding).plus(Decimal(value)))
+        return f"{value:.{DIGITS}g}"
+    return str(value)
+
+
+def complete_lines(path: Path, columns: Sequence[str]) -> list[str]:
+    """The complete lines of an existing results file, header first, without the partial row a
+    run killed mid-write leaves after the last newline; refuses a file with other columns."""
+    complete = path.read_text().split("\n")[:-1]
+    if not complete or tuple(complete[0].split("\t")) != tuple(columns):
+        raise ValueError(f"{path} exists with other columns than {'  '.join(columns)}; move it away or pick another output file")
+    return complete
+
+
+def completed_indices(path: str | Path, columns: Sequence[str]) -> set[int]:
+    """The ``idx`` of every complete row of a results file (none if it does not exist)."""
+    path = Path(path)
+    if not path.is_file() or not path.stat().st_size:
+        return set()
+    return _indices(complete_lines(path, columns))
+
+
+def _indices(lines: Sequence[str]) -> set[int]:
+    """The ``idx`` of the rows among ``lines`` (header first)."""
+    return {int(line.split("\t", 1)[0]) for line in lines[1:] if line}
+
+
+class ResultsFile:
+    """A results TSV with ``columns``, opened for appending rows; existing rows are kept and a
+    trailing partial row (a run cut off mid-write) is dropped."""
+
+    def __init__(self, path: str | Path, columns: Sequence[str]) -> None:
+        self.path, self.columns = Path(path), tuple(columns)
+        if self.path.is_file() and self.path.stat().st_size:
+            complete = complete_lines(self.path, self.columns)
+            kept = "\n".join(complete) + "\n"
+            if len(kept.encode()) != self.path.stat().st_size:  # a partial row follows the complete ones: drop it
+                write_text_atomic(self.path, kept)
+            self.done = _indices(complete)
+        else:
+            write_text_atomic(self.path, "\t".join(self.columns) + "\n")
+            self.done = set()
+        self._stream = self.path.open("a")
+
+    def append(self, row: dict[str, Any]) -> None:
+        self._stream.write("\t".join(format_value(row[c], DIRECTED.get(c)) for c in self.columns) + "\n")
+        self._stream.flush()
+        self.done.add(int(row["idx"]))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def __enter__(self) -> "ResultsFile":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_DURATION = re.compile(r"^(?:(\d+) days?, )?(\d+):(\d{2}):(\d{2}(?:\.\d+)?)$")
+
+
+def parse_time(text: str) -> float:
+    """Seconds from a ``time`` cell: a float (``15.4``) or a ``datetime.timedelta`` string
+    (``0:00:15.412345``, ``1 day, 2:03:04``) as Cohen et al.'s logs mix both."""
+    text = text.strip()
+    match = _DURATION.match(text)
+    if match:
+        days, hours, minutes, seconds = match.groups()
+        return int(days or 0) * 86400 + int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"time cell {text!r} is neither seconds nor an H:MM:SS duration") from None
+
+
+def read_results(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a certification TSV (ours or Cohen et al.'s) as dicts with ``idx``, ``label``,
+    ``predict`` (int), ``radius``, ``time`` (float), ``correct`` (bool) and any further columns
+    as strings."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no results file {path}; expected a TSV written by smoothcert certify or Cohen et al.'s certify.py")
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    if not lines:
+        raise ValueError(f"{path} is empty; expected a header 'idx label predict radius correct time'")
+    header = lines[0].split("\t")
+    missing = [c for c in ("idx", "label", "predict", "radius", "correct", "time") if c not in header]
+    if missing:
+        raise ValueError(f"{path} lacks the column(s) {', '.join(missing)}; expected a certification TSV with header 'idx label predict radius correct time'")
+    rows = []
+    for number, line in enumerate(lines[1:], start=2):
+        cells = line.split("\t")
+        if len(cells) != len(header):
+            raise ValueError(f"{path}, line {number}: {len(cells)} cells for {len(header)} columns")
+        raw = dict(zip(header, cells))
+        try:
+            row: dict[str, Any] = dict(raw)
+            row.update(idx=int(raw["idx"]), label=int(raw["label"]), predict=int(raw["predict"]), radius=float(raw["radius"]),
+                       correct=bool(int(raw["correct"])), time=parse_time(raw["time"]))
+        except ValueError as error:
+            raise ValueError(f"{path}, line {number}: {error}") from error
+        rows.append(row)
+    return rows

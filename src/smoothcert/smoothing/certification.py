@@ -1,0 +1,148 @@
+"""Certify a batch of inputs: the one place where counts become certificates.
+
+:func:`certify_batch` takes inputs with their noise generators and the settings of
+:class:`CertifySettings` (Cohen et al.'s n0, n, alpha; which algorithms run on the same noise;
+T-CERTIFY's options; early stopping) and returns, per input, each algorithm's certificate and the
+estimation samples it used. :class:`~smoothcert.smoothing.classifier.SmoothedClassifier`'s
+``certify``, ``t_certify`` and ``certify_until`` and the dataset loop
+(:func:`smoothcert.runs.evaluate.certify_dataset`) all call it; the bounds themselves are
+computed by :mod:`smoothcert.statistics`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from smoothcert.smoothing.counting import NOISE_BLOCK
+from smoothcert.statistics.certificates import (ABSTENTIONS, PAPER_GRID, PB_BOUNDS, SELECTIONS, Certificate, certify_from_counts,
+                                                check_grid, t_certify_from_counts)
+from smoothcert.statistics.sequential import (EARLY_STOPS, SequenceTest, checkpoint_decision, checkpoint_plan,
+                                              sequence_decision)
+from smoothcert.validators import NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, PROBABILITY, field_problems, optional, setting
+
+ALGORITHMS = {"certify": ("certify",), "tcertify": ("tcertify",), "both": ("certify", "tcertify"),
+              "all": ("certify", "tcertify", "tcertify_paper")}
+"""The algorithms each ``method`` runs on the same noise: ``tcertify`` with the settings' selection
+and pB bound, ``tcertify_paper`` the paper's exact Algorithm 2 (``selection="paper"``,
+``pb_bound="sum"``: eq. 14 over the grid at alpha, proven valid at the 1.9 alpha its rows record)."""
+METHODS = tuple(ALGORITHMS)
+
+
+@dataclass
+class CertifySettings:
+    """How to certify: Cohen et al.'s n0, n, alpha; T-CERTIFY's options; early stopping; which
+    examples of a dataset. Each field carries its help text and rule (:mod:`smoothcert.validators`);
+    ``smoothcert certify`` takes one option per field."""
+
+    n0: int = setting(100, "selection samples (Cohen et al.'s N0)", POSITIVE_INT, flags=("--n0", "--N0"))
+    n: int = setting(100_000, "estimation samples (Cohen et al.'s N; under torchrun write --N, since torchrun takes --n for its own)",
+                     POSITIVE_INT, flags=("--n", "--N"))
+    alpha: float = setting(0.001, "the certificates hold with probability 1 - alpha", PROBABILITY)
+    batch_size: int = setting(1000, "noisy copies per forward pass", POSITIVE_INT, flags=("--batch",))
+    method: str = setting("certify", "both: the two algorithms on the same noise, written to OUTFILE's .certify.tsv and "
+                          ".tcertify.tsv; all: also the paper's exact T-CERTIFY (--selection paper --pb-bound sum) in "
+                          ".tcertify_paper.tsv", choices=METHODS)
+    grid: Sequence[float] = setting(help="T-CERTIFY's alpha'/alpha grid", factory=lambda: PAPER_GRID)
+    selection: str = setting("corrected", "how T-CERTIFY's best split stays valid (see README)", choices=SELECTIONS)
+    abstain: str = setting("half", "when T-CERTIFY abstains", choices=ABSTENTIONS)
+    pb_bound: str = setting("max", "T-CERTIFY's bound on pB: max (Clopper-Pearson on the largest other count, never looser) or "
+                            "sum (eq. 14; with --selection paper, the paper's algorithm exactly)", choices=PB_BOUNDS)
+    skip: int = setting(1, "certify every SKIP-th example (the reference code uses 20 on CIFAR-10, 100 on ImageNet)", POSITIVE_INT)
+    max_count: int | None = setting(None, "at most this many examples (a count, not an index; under torchrun write --max-count)",
+                                    optional(POSITIVE_INT), flags=("--max", "--max-count"))
+    seed: int = setting(0, "seed of the certification noise", NON_NEGATIVE_INT)
+    target_radius: float | None = setting(None, "CERTIFY with early stopping: stop sampling an input once it certifies this "
+                                          "radius or cannot", optional(POSITIVE))
+    early_stop: str = setting("sequence", "how early stopping stays valid: a confidence sequence checked after every 100 samples, "
+                              "or Clopper-Pearson bounds at --stages fixed checkpoints", choices=EARLY_STOPS)
+    stages: int = setting(5, "checkpoints of --early-stop checkpoints (n/16, n/8, ..., n)", POSITIVE_INT)
+
+    def validate(self) -> "CertifySettings":
+        """Refuse settings no run could use, naming each problem and what is expected."""
+        problems = field_problems(self)
+        try:
+            check_grid(self.grid)
+        except (TypeError, ValueError) as error:
+            problems.append(str(error))
+        if self.target_radius is not None and self.method != "certify":
+            problems.append(f"early stopping (target_radius) needs method 'certify', got {self.method!r}")
+        if problems:
+            raise ValueError("invalid certification settings: " + "; ".join(problems))
+        return self
+
+
+class Counter(Protocol):
+    """What certification needs of a smoothed classifier: its noise level and its counts."""
+
+    sigma: float
+
+    def count_phases(self, inputs: torch.Tensor, phases: Sequence[int], batch_size: int,
+                     generators: Sequence[torch.Generator | None]) -> NDArray[np.int64]: ...
+
+
+Certified = dict[str, tuple[Certificate, int]]
+"""One input's outcome: per algorithm, its certificate and the estimation samples it used."""
+
+
+def score(name: str, counts0: NDArray[np.int64], counts: NDArray[np.int64], settings: CertifySettings, sigma: float) -> Certificate:
+    """The certificate of algorithm ``name`` (of :data:`ALGORITHMS`) on one input's counts."""
+    if name == "certify":
+        return certify_from_counts(counts0, counts, settings.alpha, sigma)
+    paper = name == "tcertify_paper"
+    return t_certify_from_counts(counts0, counts, settings.alpha, sigma, grid=settings.grid, abstain=settings.abstain,
+                                 selection="paper" if paper else settings.selection, pb_bound="sum" if paper else settings.pb_bound)
+
+
+def certify_batch(smoothed: Counter, inputs: torch.Tensor, generators: Sequence[torch.Generator | None],
+                  settings: CertifySettings) -> list[Certified]:
+    """Each input's certificates under ``settings`` (validated here). Without early stopping,
+    every algorithm of ``settings.method`` scores the same ``n0`` selection and ``n`` estimation
+    samples, and the noise of all inputs is packed into shared forward passes; with
+    ``target_radius``, each input runs :func:`certify_until_decided`."""
+    settings.validate()
+    if settings.target_radius is not None:
+        return [{"certify": certify_until_decided(smoothed, inputs[i:i + 1], generators[i], settings)} for i in range(len(inputs))]
+    counts = smoothed.count_phases(inputs, (settings.n0, settings.n), settings.batch_size, generators)
+    return [{name: (score(name, counts0, counts_n, settings, smoothed.sigma), settings.n) for name in ALGORITHMS[settings.method]}
+            for counts0, counts_n in counts]
+
+
+def certify_until_decided(smoothed: Counter, inputs: torch.Tensor, generator: torch.Generator | None,
+                          settings: CertifySettings) -> tuple[Certificate, int]:
+    """CERTIFY of one input (``inputs`` holds it alone) that stops sampling once the outcome at
+    ``settings.target_radius`` is decided, by the rule ``settings.early_stop`` of
+    :mod:`smoothcert.statistics.sequential` (``"sequence"``: a look after every block of
+    :data:`NOISE_BLOCK` samples; ``"checkpoints"``: ``stages`` fixed looks). Returns the
+    certificate, valid at level ``alpha`` whenever it stopped, and the estimation samples used (at
+    most ``n``); they are a prefix of those CERTIFY draws with the same generator. Blocks are
+    evaluated a few at a time (1, 2, 4, ... blocks per forward pass, up to ``batch_size``) and
+    decided after each block."""
+    n, alpha, sigma, radius = settings.n, settings.alpha, smoothed.sigma, settings.target_radius
+    top = int(np.argmax(smoothed.count_phases(inputs, (settings.n0,), settings.batch_size, [generator])[0, 0]))
+    if settings.early_stop == "checkpoints":
+        plan = checkpoint_plan(n, alpha, settings.stages, block=NOISE_BLOCK)
+        looks = plan.checkpoints
+        decide = lambda look, count, used: checkpoint_decision(plan, look, top, count, sigma, radius, alpha)
+        most_per_call = 1
+    else:
+        test = SequenceTest(n, alpha)
+        looks = tuple(range(NOISE_BLOCK, n, NOISE_BLOCK)) + (n,)
+        decide = lambda look, count, used: sequence_decision(test, top, count, used, sigma, radius)
+        most_per_call = max(1, settings.batch_size // NOISE_BLOCK)
+    top_count, used, look, per_call = 0, 0, 0, 1
+    while True:
+        chunk = looks[look:look + per_call]
+        phases = np.diff((used, *chunk))
+        counts = smoothed.count_phases(inputs, tuple(int(p) for p in phases), settings.batch_size, [generator])[0, :, top]
+        for count, checkpoint in zip(counts, chunk):
+            top_count, used = top_count + int(count), checkpoint
+            decided = decide(look, top_count, used)
+            if decided is not None:
+                return decided, used
+            look += 1
+        per_call = min(2 * per_call, most_per_call)

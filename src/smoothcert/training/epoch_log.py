@@ -1,0 +1,53 @@
+"""The run's per-epoch log: ``log.csv`` beside the checkpoint (rewritten atomically after every
+epoch), and TensorBoard scalars where tensorboard is installed."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+from smoothcert.files.atomic import write_text_atomic
+from smoothcert.training.diagnostics import EPOCH_STATS
+
+LOG_FIELDS = ("epoch", "lr", *EPOCH_STATS, "test_noisy_acc", "seconds")
+"""The columns of ``log.csv``."""
+
+
+def write_log(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Write every epoch's row to ``path`` atomically."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=LOG_FIELDS)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, buffer.getvalue())
+
+
+def read_log(path: Path, up_to_epoch: int) -> list[dict[str, Any]]:
+    """The rows of ``path`` up to epoch ``up_to_epoch`` (those of a resumed checkpoint); none if absent."""
+    if not path.is_file():
+        return []
+    with path.open() as handle:
+        return [row for row in csv.DictReader(handle) if int(row["epoch"]) <= up_to_epoch]
+
+
+class Board:
+    """TensorBoard scalars of each epoch's row under ``out_dir/tensorboard``; nothing without tensorboard."""
+
+    def __init__(self, out_dir: Path) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # tensorboard is optional
+            self.writer = None
+        else:
+            self.writer = SummaryWriter(str(out_dir / "tensorboard"))
+
+    def add(self, row: dict[str, Any]) -> None:
+        if self.writer is not None:
+            for key in LOG_FIELDS[1:]:
+                self.writer.add_scalar(key, float(row[key]), row["epoch"])
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()

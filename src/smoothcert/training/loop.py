@@ -1,0 +1,276 @@
+"""One training loop for the four methods of Algorithm 1 of the spec.
+
+=============  ===============================  =================================
+method         inputs of the loss                loss
+=============  ===============================  =================================
+``basic``      ``x + delta_j``                  ``l_per`` (Cohen et al.)
+``adre``       ``x + delta_j``                  ``l_per - lam * l_adre`` (eq. 5-8)
+``smoothadv``  ``x_adv + delta_j``, eq. 12, 0    ``l_per`` (Salman et al.)
+``adre_adv``   ``x_adv + delta_j``, eq. 12-13    ``l_per - lam * l_adre``
+=============  ===============================  =================================
+
+The ``k`` noisy copies of a batch go through the network as one batch. Every random draw is a
+function of the run's seed (:mod:`smoothcert.runtime.seeding`): the data order of epoch ``e``, the noise
+of step ``s`` of epoch ``e``, drawn for the whole global batch, of which each process takes
+its own rows. So ``torchrun --nproc_per_node N`` trains on the same global batches with the same
+noise as one process (DistributedDataParallel averages the gradients of equal shards). Data
+augmentation draws from torch's global generator (and the data-loading processes' seeds from it),
+which is reseeded from (seed, epoch) when an epoch starts. So the state of every generator at an
+epoch's start is a function of the seed and the epoch, and a checkpoint needs no generator
+states: a run resumed from the checkpoint of epoch ``e`` trains epoch ``e + 1`` as the
+uninterrupted run did.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm import tqdm
+
+from smoothcert.data import DatasetInfo, dataset_info, load_dataset
+from smoothcert.files.atomic import ensure_writable_folder, remove_stale_temporaries
+from smoothcert.models import build_model
+from smoothcert.models.checkpoint import load_checkpoint, save_checkpoint
+from smoothcert.runtime.allocator import keep_heap_memory
+from smoothcert.runtime.distributed import Distributed, local
+from smoothcert.runtime.seeding import AUGMENT, DATA_ORDER, EVAL_NOISE, INIT, TRAIN_NOISE, derive_seed, generator_for
+from smoothcert.training.attacks import smoothed_pgd
+from smoothcert.training.config import ADVERSARIAL, REGULARIZED, TrainConfig
+from smoothcert.training.diagnostics import (EPOCH_STATS, TrainingDiverged, batch_stats, named_stats, refuse_non_finite,
+                                             warn_of_divergence)
+from smoothcert.training.epoch_log import Board, read_log, write_log
+from smoothcert.training.objectives import LossParts, regularized_risk
+from smoothcert.training.schedules import attack_radius, learning_rate_factor
+
+
+class GlobalBatchSampler(Sampler[list[int]]):
+    """Global batches of a seeded permutation of the dataset; process ``rank`` of ``world`` gets
+    rows ``rank * b ... (rank + 1) * b - 1`` of each, ``b = global_batch / world``. The last
+    incomplete global batch is dropped so that every shard has the same size."""
+
+    def __init__(self, size: int, global_batch: int, rank: int, world: int, seed: int) -> None:
+        if global_batch % world:
+            raise ValueError(f"batch_size {global_batch} must be divisible by the number of processes {world}")
+        if size < global_batch:
+            raise ValueError(f"the training set has {size} examples, fewer than one batch of {global_batch}")
+        self.size, self.global_batch, self.rank, self.world, self.seed = size, global_batch, rank, world, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size // self.global_batch
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = torch.randperm(self.size, generator=generator_for("cpu", self.seed, DATA_ORDER, self.epoch))
+        local = self.global_batch // self.world
+        for step in range(len(self)):
+            start = step * self.global_batch + self.rank * local
+            yield order[start:start + local].tolist()
+
+
+def noise_for_step(config: TrainConfig, shape: tuple[int, ...], epoch: int, step: int, env: Distributed) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Noise ``(b, k, *shape)`` for this process's rows of global batch ``step`` of ``epoch``,
+    and, for the single-draw variant, the index of the copy each example's ``l_per`` uses."""
+    generator = generator_for(env.device, config.seed, TRAIN_NOISE, epoch, step)
+    local = config.batch_size // env.world
+    rows = slice(env.rank * local, (env.rank + 1) * local)
+    noise = torch.randn((config.batch_size, config.k, *shape), generator=generator, device=env.device)[rows]
+    noise.mul_(config.sigma)
+    draw = None
+    if config.single_draw_per:
+        draw = torch.randint(config.k, (config.batch_size,), generator=generator, device=env.device)[rows]
+    return noise, draw
+
+
+def training_step(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, noise: torch.Tensor,
+                  draw: torch.Tensor | None, config: TrainConfig, attack_model: torch.nn.Module | None = None,
+                  epoch: int = 0) -> LossParts:
+    """Loss of one batch of epoch ``epoch`` under ``config.method`` (backward not taken).
+    ``attack_model`` is the module the attack differentiates (the unwrapped model under
+    DistributedDataParallel); the attack maximizes the objective the loss uses, ADRE cap included."""
+    lam = config.lam if config.method in REGULARIZED else 0.0
+    if config.method in ADVERSARIAL:
+        attacked = attack_model or model
+        attacked.eval()
+        x = smoothed_pgd(attacked, x, labels, noise, attack_radius(config, epoch), config.attack_steps, lam=lam, adre_cap=config.adre_cap)
+        attacked.train()
+    batch, copies = noise.shape[:2]
+    logits = model((x.unsqueeze(1) + noise).flatten(0, 1)).view(batch, copies, -1)
+    return regularized_risk(logits, labels, lam, single_draw=draw, adre_cap=config.adre_cap, label_smoothing=config.label_smoothing)
+
+
+def noisy_test_accuracy(model: torch.nn.Module, dataset, config: TrainConfig, device: torch.device, epoch: int) -> float:
+    """Accuracy of the base classifier on the test split under one noise draw per image."""
+    model.eval()
+    correct = torch.zeros((), device=device)
+    loader = DataLoader(dataset, batch_size=500, num_workers=config.workers)
+    generator = generator_for(device, config.seed, EVAL_NOISE, epoch)
+    with torch.inference_mode():
+        for x, labels in loader:
+            x, labels = x.to(device), labels.to(device)
+            noisy = x + config.sigma * torch.randn(x.shape, generator=generator, device=device)
+            correct += (model(noisy).argmax(1) == labels).sum()
+    model.train()
+    return float(correct) / len(dataset)
+
+
+RESUMABLE_CHANGES = frozenset({"epochs", "out_dir", "data_dir", "workers", "device"})
+"""Fields a resumed run may change: where things are, how many epochs in all (with the cosine
+schedule, the rate of the epochs still to come follows the new total)."""
+
+
+def _resumed_state(config: TrainConfig, checkpoint_path: Path, resume: bool, device: torch.device) -> dict[str, Any] | None:
+    """The checkpoint to continue from (``resume``), or None to start afresh; refuses to start
+    over an existing checkpoint, and to resume one trained with other settings."""
+    if not resume:
+        if checkpoint_path.is_file():
+            raise ValueError(f"{checkpoint_path} already exists; pass --resume (resume=True) to continue it, or choose another out_dir")
+        return None
+    if not checkpoint_path.is_file():
+        raise FileNotFoundError(f"cannot resume: no checkpoint at {checkpoint_path}")
+    state = load_checkpoint(checkpoint_path, map_location=device)
+    stored, wanted = {**asdict(TrainConfig()), **state["hparams"]}, asdict(config)  # settings added since: their defaults
+    differences = [f"{key} was {stored[key]!r}, now {wanted[key]!r}" for key in wanted
+                   if key not in RESUMABLE_CHANGES and stored[key] != wanted[key]]
+    if differences:
+        raise ValueError(f"cannot resume {checkpoint_path} with other settings than it was trained with: {'; '.join(differences)}")
+    if int(state["epoch"]) > config.epochs:
+        raise ValueError(f"cannot resume {checkpoint_path}: it has trained {state['epoch']} epochs, more than epochs={config.epochs}")
+    return state
+
+
+@dataclass
+class TrainingRun:
+    """What a run trains with: the model (and its DistributedDataParallel wrapper), optimizer and
+    schedule, the data, and where it stands (the epochs done and their log rows)."""
+
+    config: TrainConfig
+    env: Distributed
+    info: DatasetInfo
+    model: torch.nn.Module
+    wrapped: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    sampler: GlobalBatchSampler
+    loader: DataLoader
+    test_set: Dataset | None
+    out_dir: Path
+    start_epoch: int
+    log_rows: list[dict[str, Any]]
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out_dir / "checkpoint.pt"
+
+
+def prepare_run(config: TrainConfig, env: Distributed, resume: bool) -> TrainingRun:
+    """Load the data, build the model, optimizer and schedule (from the seed), and restore them
+    from ``out_dir/checkpoint.pt`` with ``resume``."""
+    info = dataset_info(config.dataset)
+    train_set = load_dataset(config.dataset, "train", config.data_dir)  # a missing or malformed folder stops the run here
+    test_set = load_dataset(config.dataset, "test", config.data_dir) if env.main else None
+    out_dir = Path(config.out_dir)
+    state = _resumed_state(config, out_dir / "checkpoint.pt", resume, env.device)
+    if env.main:
+        ensure_writable_folder(out_dir)
+        remove_stale_temporaries(out_dir / "checkpoint.pt")
+    torch.manual_seed(derive_seed(config.seed, INIT))
+    model = build_model(config.arch, info.num_classes, info.mean, info.std).to(env.device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: learning_rate_factor(config, epoch))
+    start_epoch, log_rows = 0, []
+    if state is not None:
+        model.load_state_dict(state["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, log_rows = int(state["epoch"]), read_log(out_dir / "log.csv", int(state["epoch"]))
+    wrapped = model
+    if env.world > 1:
+        wrapped = torch.nn.parallel.DistributedDataParallel(model, device_ids=[env.device.index] if env.device.type == "cuda" else None)
+    sampler = GlobalBatchSampler(len(train_set), config.batch_size, env.rank, env.world, config.seed)
+    loader = DataLoader(train_set, batch_sampler=sampler, num_workers=config.workers, pin_memory=env.device.type == "cuda")
+    return TrainingRun(config, env, info, model, wrapped, optimizer, scheduler, sampler, loader, test_set, out_dir, start_epoch, log_rows)
+
+
+def train_one_epoch(run: TrainingRun, epoch: int, progress: bool) -> dict[str, float]:
+    """Train epoch ``epoch`` (from 0); its :data:`~smoothcert.training.diagnostics.EPOCH_STATS`
+    by name, means over its batches (the epoch stops early once its running loss is not finite)."""
+    config, env = run.config, run.env
+    run.sampler.set_epoch(epoch)
+    torch.manual_seed(derive_seed(config.seed, AUGMENT, epoch))
+    sums = torch.zeros(len(EPOCH_STATS), device=env.device)
+    bar = tqdm(run.loader, desc=f"{config.method} epoch {epoch + 1}/{config.epochs}", disable=None if progress and env.main else True,
+               leave=False)
+    for step, (x, labels) in enumerate(bar):
+        x, labels = x.to(env.device, non_blocking=True), labels.to(env.device, non_blocking=True)
+        noise, draw = noise_for_step(config, run.info.input_shape, epoch, step, env)
+        parts = training_step(run.wrapped, x, labels, noise, draw, config, attack_model=run.model, epoch=epoch)
+        run.optimizer.zero_grad(set_to_none=True)
+        parts.loss.backward()
+        run.optimizer.step()
+        sums += batch_stats(parts)
+        if step % 20 == 19:
+            running = named_stats(sums, step + 1)
+            if not math.isfinite(running["loss"]):
+                break
+            bar.set_postfix(loss=f"{running['loss']:.3f}", noisy_acc=f"{running['train_noisy_acc']:.3f}")
+    return named_stats(sums, len(run.loader))
+
+
+def finish_epoch(run: TrainingRun, epoch: int, stats: dict[str, float], lr: float, started: float, board: Board,
+                 progress: bool) -> None:
+    """On the main process: evaluate under noise, log the epoch, and rewrite the checkpoint."""
+    config, info = run.config, run.info
+    row = dict(epoch=epoch + 1, lr=lr, **stats, test_noisy_acc=noisy_test_accuracy(run.model, run.test_set, config, run.env.device, epoch),
+               seconds=time.perf_counter() - started)
+    run.log_rows.append(row)
+    write_log(run.out_dir / "log.csv", run.log_rows)
+    save_checkpoint(run.checkpoint_path, arch=config.arch, dataset=config.dataset, num_classes=info.num_classes, sigma=config.sigma,
+                    method=config.method, hparams=asdict(config), state_dict=run.model.state_dict(), epoch=epoch + 1,
+                    optimizer=run.optimizer.state_dict(), scheduler=run.scheduler.state_dict())
+    board.add(row)
+    if progress:
+        tqdm.write(f"{config.method} epoch {epoch + 1}/{config.epochs}: loss {stats['loss']:.4f}, l_adre {stats['l_adre']:.3f}, "
+                   f"train acc under noise {stats['train_noisy_acc']:.3f} (all copies right {stats['all_correct']:.3f}, "
+                   f"largest logit {stats['max_logit']:.1f}), test acc under noise {row['test_noisy_acc']:.3f} ({row['seconds']:.1f} s)")
+
+
+def train(config: TrainConfig, resume: bool = False, progress: bool = True, env: Distributed | None = None) -> Path:
+    """Train a base classifier; returns the path of its checkpoint (``out_dir/checkpoint.pt``,
+    rewritten atomically after every epoch, with ``out_dir/log.csv``). ``resume`` continues from
+    the checkpoint in ``out_dir``. Under ``torchrun``, pass the process group of the entry point
+    (:func:`smoothcert.runtime.distributed.process_group`) as ``env``."""
+    config.validate()
+    env = env or local(config.device)
+    if env.device.type == "cpu":
+        keep_heap_memory()  # no page-fault tax on large batches (smoothcert.runtime.allocator)
+    run = prepare_run(config, env, resume)
+    board = Board(run.out_dir) if env.main else None
+    run.model.train()
+    best_accuracy = max([float(row["train_noisy_acc"]) for row in run.log_rows], default=0.0)
+    try:
+        for epoch in range(run.start_epoch, config.epochs):
+            started = time.perf_counter()
+            stats = train_one_epoch(run, epoch, progress)
+            refuse_non_finite(stats, config, epoch, run.checkpoint_path)
+            best_accuracy = max(best_accuracy, stats["train_noisy_acc"])
+            warn_of_divergence(stats, best_accuracy, config, epoch)
+            lr = run.optimizer.param_groups[0]["lr"]
+            run.scheduler.step()
+            if env.main:
+                finish_epoch(run, epoch, stats, lr, started, board, progress)
+    finally:
+        if board is not None:
+            board.close()
+    return run.checkpoint_path
+
+
+__all__ = ["train", "train_one_epoch", "training_step", "GlobalBatchSampler", "TrainingDiverged"]

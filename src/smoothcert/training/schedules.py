@@ -1,0 +1,28 @@
+"""What changes from epoch to epoch: the learning rate and the radius of the training attack."""
+
+from __future__ import annotations
+
+import math
+
+from smoothcert.training.config import TrainConfig
+
+
+def learning_rate_factor(config: TrainConfig, epoch: int) -> float:
+    """Multiplier of ``config.lr`` in epoch ``epoch`` (from 0). ``step``: ``gamma`` every
+    ``lr_step`` epochs. ``cosine`` (the paper's ImageNet schedule): linear warm-up
+    ``(epoch + 1) / warmup`` then ``(1 + cos(pi * t / (epochs - warmup))) / 2`` with ``t`` the
+    epochs since warm-up."""
+    if config.schedule == "step":
+        return config.lr_gamma ** (epoch // config.lr_step)
+    if epoch < config.warmup_epochs:
+        return (epoch + 1) / config.warmup_epochs
+    return 0.5 * (1 + math.cos(math.pi * (epoch - config.warmup_epochs) / (config.epochs - config.warmup_epochs)))
+
+
+def attack_radius(config: TrainConfig, epoch: int) -> float:
+    """The l2 radius of the training attack in epoch ``epoch`` (from 0): ``eps``, or with
+    ``eps_warmup = W`` epochs, ``eps * min(1, (epoch + 1) / W)``, the linear ramp of SmoothAdv's
+    training script (Salman et al.'s ``--warmup``; their CIFAR-10 runs use 10 epochs)."""
+    if config.eps_warmup:
+        return config.eps * min(1.0, (epoch + 1) / config.eps_warmup)
+    return config.eps

@@ -1,0 +1,88 @@
+"""Every rule a setting is checked against, each with its one wording, and the settings fields that
+carry their rule and help text (torch-free).
+
+A settings dataclass declares each field with :func:`setting`; :func:`field_problems` checks every
+field against its rule, and the command line (:mod:`smoothcert.cli.options`) builds its options
+from the same fields, so a setting's default, help text and check are written once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from numbers import Integral, Real
+from typing import Any, Callable, Sequence
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A check and its wording: a value that fails reads ``<name> <wording>, got <value>``."""
+
+    holds: Callable[[Any], bool]
+    wording: str
+
+    def problem(self, name: str, value: Any) -> str | None:
+        """The message for ``value`` of setting ``name``, or None when it holds."""
+        return None if self.holds(value) else f"{name} {self.wording}, got {value!r}"
+
+    def refuse(self, name: str, value: Any) -> None:
+        """Raise the rule's message for ``value`` (for checks made elsewhere, e.g. over an array)."""
+        raise ValueError(f"{name} {self.wording}, got {value!r}")
+
+    def check(self, name: str, value: Any) -> Any:
+        """``value``, or a ValueError with the rule's message."""
+        problem = self.problem(name, value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def _real(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+POSITIVE_INT = Rule(lambda v: _integer(v) and v >= 1, "must be a positive integer")
+AT_LEAST_TWO = Rule(lambda v: _integer(v) and v >= 2, "must be an integer of at least 2")
+NON_NEGATIVE_INT = Rule(lambda v: _integer(v) and v >= 0, "must be a non-negative integer")
+POSITIVE = Rule(lambda v: _real(v) and v > 0, "must be a positive finite number")
+NON_NEGATIVE = Rule(lambda v: _real(v) and v >= 0, "must be a non-negative finite number")
+PROBABILITY = Rule(lambda v: _real(v) and 0 < v < 1, "must lie strictly between 0 and 1")
+SHARE = Rule(lambda v: _real(v) and 0 <= v < 1, "must lie in [0, 1)")
+
+
+def one_of(choices: Sequence[str]) -> Rule:
+    """The value must be one of ``choices``."""
+    return Rule(lambda v: v in choices, "must be one of " + ", ".join(choices))
+
+
+def optional(rule: Rule) -> Rule:
+    """None (off), or a value that satisfies ``rule``."""
+    return Rule(lambda v: v is None or rule.holds(v), f"{rule.wording} (or be left out)")
+
+
+def setting(default: Any = dataclasses.MISSING, help: str | None = None, rule: Rule | None = None, *,
+            flags: Sequence[str] = (), choices: Sequence[str] | None = None, factory: Callable[[], Any] | None = None) -> Any:
+    """A dataclass field with its help text, its rule (``choices`` implies :func:`one_of`) and the
+    command-line flags that set it (default: ``--name-with-dashes``)."""
+    if choices is not None and rule is None:
+        rule = one_of(choices)
+    metadata = {"help": help, "rule": rule, "flags": tuple(flags), "choices": choices}
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def field_problems(settings: Any) -> list[str]:
+    """Each field of the dataclass instance ``settings`` whose value breaks its rule, worded."""
+    problems = []
+    for item in dataclasses.fields(settings):
+        rule = item.metadata.get("rule")
+        problem = rule.problem(item.name, getattr(settings, item.name)) if rule is not None else None
+        if problem is not None:
+            problems.append(problem)
+    return problems
