@@ -72,3 +72,23 @@ def test_a_finished_runs_record_keeps_what_it_computed_and_drops_where():
     record = _record(preset("mnist", batch_size=50, out_dir="/somewhere"), CertifySettings(batch_size=300))
     assert record["train"]["batch_size"] == 50 and "out_dir" not in record["train"]  # the training batch changes the weights
     assert "batch_size" not in record["certify"]  # the certification batch does not change the counts
+
+
+def test_a_run_recorded_before_a_setting_existed_is_reused_and_one_that_differs_is_refused(tmp_path):
+    from smoothcert.smoothing.certification import CertifySettings
+    from smoothcert.studies.reproduce import DONE, _finished, _record
+    from smoothcert.training.config import preset
+
+    record = _record(preset("mnist", out_dir="/somewhere"), CertifySettings(method="both"))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "cert.tsv").write_text("idx\tlabel\tpredict\tradius\tcorrect\ttime\n0\t1\t1\t0.5\t1\t0.1\n")
+    older = {part: dict(values) for part, values in record.items()}
+    del older["train"]["gamma"], older["train"]["eta"]  # recorded before MACER and Consistency existed: their defaults
+    (run / DONE).write_text(json.dumps({**older, "results": {"certify": "cert.tsv"}, "seconds": 3.0}))
+    finished = _finished(run, record)
+    assert finished is not None and finished.seconds == 3.0 and finished.rows["certify"][0]["radius"] == 0.5
+    older["train"]["lam"] = 0.3
+    (run / DONE).write_text(json.dumps({**older, "results": {"certify": "cert.tsv"}, "seconds": 3.0}))
+    with pytest.raises(ValueError, match="other settings"):
+        _finished(run, record)

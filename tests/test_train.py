@@ -34,6 +34,8 @@ def test_basic_training_reaches_accuracy_under_noise(tmp_path):
     dict(method="adre", k=2, lam=0.1, single_draw_per=True, adre_cap=6.9),
     dict(method="smoothadv", k=2, eps=0.5, attack_steps=2),
     dict(method="adre_adv", k=2, lam=0.1, eps=0.5, attack_steps=1, adre_cap=6.9),
+    dict(method="macer", k=2, lam=1.0, gamma=8.0, beta=16.0),  # lam = 4 reaches 0.24 after one epoch, 0.70 after two
+    dict(method="consistency", k=2, lam=10.0, eta=0.5),
 ])
 def test_every_method_trains_and_checkpoints(tmp_path, overrides):
     path = train(quick(tmp_path, overrides["method"], batch_size=200, **overrides), progress=False)
@@ -61,15 +63,16 @@ def test_adre_with_lambda_zero_and_one_copy_is_basic():
     assert float(basic.loss.detach()) == pytest.approx(float(direct.detach()), rel=1e-6)
 
 
-def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
-    straight = train(quick(tmp_path, "straight", epochs=2), progress=False)
-    train(quick(tmp_path, "resumed", epochs=1), progress=False)
-    resumed = train(quick(tmp_path, "resumed", epochs=2), resume=True, progress=False)
+@pytest.mark.parametrize("method", [dict(), dict(method="macer", k=2, lam=4.0), dict(method="consistency", k=2, lam=10.0)])
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, method):
+    straight = train(quick(tmp_path, "straight", epochs=2, batch_size=200, **method), progress=False)
+    train(quick(tmp_path, "resumed", epochs=1, batch_size=200, **method), progress=False)
+    resumed = train(quick(tmp_path, "resumed", epochs=2, batch_size=200, **method), resume=True, progress=False)
     a, b = load_checkpoint(straight)["state_dict"], load_checkpoint(resumed)["state_dict"]
     assert all(torch.equal(a[key], b[key]) for key in a)
     assert len((tmp_path / "resumed" / "log.csv").read_text().splitlines()) == 3
     with pytest.raises(ValueError, match="cannot resume"):
-        train(quick(tmp_path, "resumed", epochs=3, sigma=1.0), resume=True, progress=False)
+        train(quick(tmp_path, "resumed", epochs=3, sigma=1.0, batch_size=200, **method), resume=True, progress=False)
 
 
 def test_runaway_adre_is_reported(tmp_path):

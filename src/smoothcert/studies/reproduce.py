@@ -143,13 +143,20 @@ def _record(config: TrainConfig, settings: CertifySettings) -> dict[str, Any]:
             for part, value in (("train", config), ("certify", settings))}
 
 
+def _defaults(part: str) -> dict[str, Any]:
+    """The default of every setting of a record's ``part``: the value of a setting added since a
+    run was recorded."""
+    return {k: v for k, v in asdict(TrainConfig() if part == "train" else CertifySettings()).items() if k not in PLACE_FIELDS[part]}
+
+
 def _finished(out: Path, record: dict[str, Any]) -> RunResult | None:
-    """The results of a run finished earlier with the same settings, or None."""
+    """The results of a run finished earlier with the same settings (those it does not record:
+    their defaults), or None."""
     path = out / DONE
     if not path.is_file():
         return None
     done = json.loads(path.read_text())
-    if json.loads(json.dumps(record)) != {key: done.get(key) for key in record}:
+    if json.loads(json.dumps(record)) != json.loads(json.dumps({part: {**_defaults(part), **done.get(part, {})} for part in record})):
         raise ValueError(f"{out} holds a run finished with other settings than this study's; move it away to run it again")
     return RunResult({name: read_results(out / file) for name, file in done["results"].items()}, None, float(done["seconds"]))
 

@@ -10,7 +10,7 @@ from smoothcert.data import dataset_info
 from smoothcert.models import ARCHITECTURES
 from smoothcert.validators import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, SHARE, field_problems, optional, setting
 
-METHODS = ("basic", "adre", "smoothadv", "adre_adv")
+METHODS = ("basic", "adre", "smoothadv", "adre_adv", "macer", "consistency")
 ADVERSARIAL = ("smoothadv", "adre_adv")
 REGULARIZED = ("adre", "adre_adv")
 SCHEDULES = ("step", "cosine")
@@ -30,10 +30,13 @@ class TrainConfig:
     method: str = setting("basic", "training method", choices=METHODS)
     sigma: float = setting(0.25, "noise level", POSITIVE)
     k: int = setting(1, "noisy copies per example", POSITIVE_INT)
-    lam: float = setting(0.0, "ADRE weight lambda", NON_NEGATIVE)
+    lam: float = setting(0.0, "weight of the method's regularizer: ADRE's lambda, MACER's lambda, Consistency's lambda", NON_NEGATIVE)
     single_draw_per: bool = setting(False, "l_per from one random noisy copy (the paper's Table 1 variant)")
     adre_cap: float | None = setting(None, f"bound l_adre per example (e.g. {ADRE_CAP} = -log 0.001); off by default",
                                      optional(POSITIVE))
+    gamma: float = setting(8.0, "MACER's hinge on the tempered margin xi", POSITIVE)
+    beta: float = setting(16.0, "MACER's temperature of the robustness term's soft smoothed classifier", POSITIVE)
+    eta: float = setting(0.5, "Consistency's weight of the entropy of the mean prediction", NON_NEGATIVE)
     eps: float = setting(0.0, "l2 radius of the training attack (smoothadv, adre_adv)", NON_NEGATIVE)
     attack_steps: int = setting(1, "PGD steps of the training attack", POSITIVE_INT)
     eps_warmup: int = setting(0, "epochs over which the attack radius ramps linearly from 0 to eps (Salman et al.'s --warmup; "

@@ -1,13 +1,15 @@
-"""One training loop for the four methods of Algorithm 1 of the spec.
+"""One training loop for the four methods of Algorithm 1 of the spec and the field's methods.
 
-=============  ===============================  =================================
-method         inputs of the loss                loss
-=============  ===============================  =================================
-``basic``      ``x + delta_j``                  ``l_per`` (Cohen et al.)
-``adre``       ``x + delta_j``                  ``l_per - lam * l_adre`` (eq. 5-8)
-``smoothadv``  ``x_adv + delta_j``, eq. 12, 0    ``l_per`` (Salman et al.)
-``adre_adv``   ``x_adv + delta_j``, eq. 12-13    ``l_per - lam * l_adre``
-=============  ===============================  =================================
+===============  ===============================  =================================
+method           inputs of the loss                loss
+===============  ===============================  =================================
+``basic``        ``x + delta_j``                  ``l_per`` (Cohen et al.)
+``adre``         ``x + delta_j``                  ``l_per - lam * l_adre`` (eq. 5-8)
+``smoothadv``    ``x_adv + delta_j``, eq. 12, 0    ``l_per`` (Salman et al.)
+``adre_adv``     ``x_adv + delta_j``, eq. 12-13    ``l_per - lam * l_adre``
+``macer``        ``x + delta_j``                  MACER (Zhai et al.), :mod:`~smoothcert.training.field_objectives`
+``consistency``  ``x + delta_j``                  Consistency (Jeong & Shin), same module
+===============  ===============================  =================================
 
 The ``k`` noisy copies of a batch go through the network as one batch. Every random draw is a
 function of the run's seed (:mod:`smoothcert.runtime.seeding`): the data order of epoch ``e``, the noise
@@ -45,6 +47,7 @@ from smoothcert.training.config import ADVERSARIAL, REGULARIZED, TrainConfig
 from smoothcert.training.diagnostics import (EPOCH_STATS, TrainingDiverged, batch_stats, named_stats, refuse_non_finite,
                                              warn_of_divergence)
 from smoothcert.training.epoch_log import Board, read_log, write_log
+from smoothcert.training.field_objectives import consistency_loss, macer_loss
 from smoothcert.training.objectives import LossParts, regularized_risk
 from smoothcert.training.schedules import attack_radius, learning_rate_factor
 
@@ -96,14 +99,24 @@ def training_step(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor,
     """Loss of one batch of epoch ``epoch`` under ``config.method`` (backward not taken).
     ``attack_model`` is the module the attack differentiates (the unwrapped model under
     DistributedDataParallel); the attack maximizes the objective the loss uses, ADRE cap included."""
-    lam = config.lam if config.method in REGULARIZED else 0.0
     if config.method in ADVERSARIAL:
         attacked = attack_model or model
         attacked.eval()
+        lam = config.lam if config.method in REGULARIZED else 0.0
         x = smoothed_pgd(attacked, x, labels, noise, attack_radius(config, epoch), config.attack_steps, lam=lam, adre_cap=config.adre_cap)
         attacked.train()
     batch, copies = noise.shape[:2]
     logits = model((x.unsqueeze(1) + noise).flatten(0, 1)).view(batch, copies, -1)
+    return objective(logits, labels, draw, config)
+
+
+def objective(logits: torch.Tensor, labels: torch.Tensor, draw: torch.Tensor | None, config: TrainConfig) -> LossParts:
+    """The loss of ``config.method`` on the logits ``(B, k, C)`` of the noisy copies."""
+    if config.method == "macer":
+        return macer_loss(logits, labels, config.sigma, config.lam, config.gamma, config.beta)
+    if config.method == "consistency":
+        return consistency_loss(logits, labels, config.lam, config.eta)
+    lam = config.lam if config.method in REGULARIZED else 0.0
     return regularized_risk(logits, labels, lam, single_draw=draw, adre_cap=config.adre_cap, label_smoothing=config.label_smoothing)
 
 

@@ -38,7 +38,8 @@ class LossParts:
     """The largest logit over the example's copies and classes: the scale the runaway grows."""
 
 
-def _check_logits(logits: torch.Tensor, labels: torch.Tensor) -> None:
+def check_logits(logits: torch.Tensor, labels: torch.Tensor) -> None:
+    """Refuse logits not of shape ``(B, k, C)`` or labels not of shape ``(B,)``."""
     if logits.ndim != 3 or labels.shape != logits.shape[:1]:
         raise ValueError(f"expected logits of shape (B, k, C) and labels of shape (B,), got {tuple(logits.shape)} and {tuple(labels.shape)}")
 
@@ -50,7 +51,7 @@ def perturbed_risk(
     ``single_draw`` (a ``(B,)`` index tensor) is given, the cross-entropy of copy
     ``single_draw[i]`` of example ``i`` alone (the variant of the paper's Table 1).
     ``label_smoothing`` is the paper's ImageNet recipe (0.1)."""
-    _check_logits(logits, labels)
+    check_logits(logits, labels)
     batch, copies, classes = logits.shape
     per_copy = F.cross_entropy(logits.reshape(-1, classes), labels.repeat_interleave(copies), reduction="none",
                                label_smoothing=label_smoothing).view(batch, copies)

@@ -1,0 +1,84 @@
+"""Training objectives of the field, on the logits of ``k`` noisy copies of each example (a
+``(B, k, C)`` tensor), written from the papers and the formulas their authors' code computes.
+Notation: ``s_j = softmax(f(x + delta_j))``, ``pbar = 1/k sum_j s_j``.
+
+- MACER (Zhai et al., 2020): ``-log(pbar[y] + 1e-10) + lam * sigma / 2 * (gamma - xi)`` per
+  example, the second term only where the beta-tempered score
+  ``qbar = 1/k sum_j softmax(beta f(x + delta_j))`` ranks ``y`` first and
+  ``xi = Phi^-1(qbar_(1)) - Phi^-1(qbar_(2))`` (its top two values) is finite and at most
+  ``gamma``: a hinge on the radius of the tempered soft smoothed classifier.
+- Consistency (Jeong & Shin, 2020): ``1/k sum_j CE(f(x + delta_j), y) + lam * 1/k sum_j KL(pbar || s_j)
+  + eta * H(pbar)``: cross-entropy on every copy, the copies pulled towards their mean, the mean's
+  entropy kept low.
+
+Both return :class:`~smoothcert.training.objectives.LossParts` (``loss`` is the batch mean).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from smoothcert.training.objectives import LossParts, check_logits, perturbed_risk
+from smoothcert.validators import NON_NEGATIVE, POSITIVE
+
+PBAR_FLOOR = 1e-10
+"""Added to ``pbar[y]`` inside MACER's logarithm (the authors' code)."""
+ENTROPY_FLOOR = 1e-20
+"""``pbar`` is clamped below at this value inside the logarithm of Consistency's entropy."""
+
+
+def _parts(loss_per_example: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, l_per: torch.Tensor) -> LossParts:
+    """The batch mean of ``loss_per_example`` and the diagnostics every objective reports."""
+    hits = (logits.detach().argmax(dim=-1) == labels.view(-1, 1)).float()
+    return LossParts(loss=loss_per_example.mean(), l_per=l_per.detach(), l_adre=torch.zeros_like(l_per), correct=hits.mean(dim=1),
+                     all_correct=hits.amin(dim=1), max_logit=logits.detach().flatten(1).amax(dim=1))
+
+
+def macer_margin(logits: torch.Tensor, labels: torch.Tensor, beta: float, gamma: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per example, ``xi = Phi^-1(qbar_(1)) - Phi^-1(qbar_(2))`` of the beta-tempered score and the
+    mask of the examples MACER's robustness term counts: ``qbar`` ranks ``y`` first, ``xi`` is
+    finite and ``xi <= gamma``. ``xi`` is 0 where the mask is off, with a finite gradient (the
+    authors' code drops those rows before ``Phi^-1``; here they pass through it at 1/2)."""
+    qbar = F.softmax(beta * logits, dim=-1).mean(dim=1)
+    top, index = qbar.topk(2, dim=1)
+    with torch.no_grad():
+        xi = torch.special.ndtri(top[:, 0]) - torch.special.ndtri(top[:, 1])
+        counted = (index[:, 0] == labels) & torch.isfinite(xi) & (xi <= gamma)
+    # uncounted rows go through Phi^-1 at 1/2, so that no infinite derivative meets a zero weight
+    safe = torch.where(counted.unsqueeze(1), top, torch.full_like(top, 0.5))
+    return torch.special.ndtri(safe[:, 0]) - torch.special.ndtri(safe[:, 1]), counted
+
+
+def macer_loss(logits: torch.Tensor, labels: torch.Tensor, sigma: float, lam: float, gamma: float = 8.0,
+               beta: float = 16.0) -> LossParts:
+    """MACER's loss (module docstring) on a batch: ``mean_i [-log(pbar_i[y_i] + 1e-10)
+    + lam * sigma / 2 * (gamma - xi_i) * counted_i]``."""
+    check_logits(logits, labels)
+    POSITIVE.check("sigma", sigma)
+    NON_NEGATIVE.check("lam", lam)
+    POSITIVE.check("gamma", gamma)
+    POSITIVE.check("beta", beta)
+    pbar = F.softmax(logits, dim=-1).mean(dim=1)
+    classification = -torch.log(pbar.gather(1, labels.view(-1, 1)).squeeze(1) + PBAR_FLOOR)
+    xi, counted = macer_margin(logits, labels, beta, gamma)
+    robustness = torch.where(counted, sigma / 2 * (gamma - xi), torch.zeros_like(xi))
+    return _parts(classification + lam * robustness, logits, labels, classification)
+
+
+def consistency_loss(logits: torch.Tensor, labels: torch.Tensor, lam: float, eta: float = 0.5) -> LossParts:
+    """Consistency regularization (module docstring) on a batch: ``mean_i [1/k sum_j CE_ij
+    + lam * 1/k sum_j KL(pbar_i || s_ij) + eta * H(pbar_i)]``."""
+    check_logits(logits, labels)
+    NON_NEGATIVE.check("lam", lam)
+    NON_NEGATIVE.check("eta", eta)
+    log_s = F.log_softmax(logits, dim=-1)
+    pbar = log_s.exp().mean(dim=1)
+    log_pbar = torch.log(pbar.clamp(min=ENTROPY_FLOOR))
+    kl = (pbar.unsqueeze(1) * (log_pbar.unsqueeze(1) - log_s)).sum(dim=-1).mean(dim=1)
+    entropy = -(pbar * log_pbar).sum(dim=-1)
+    cross_entropy = perturbed_risk(logits, labels)
+    return _parts(cross_entropy + lam * kl + eta * entropy, logits, labels, cross_entropy)
+
+
+__all__ = ["macer_loss", "consistency_loss", "macer_margin"]

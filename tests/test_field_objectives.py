@@ -1,0 +1,122 @@
+"""MACER and Consistency against a computation example by example in numpy/scipy (values), and
+against finite differences (gradients)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.special import softmax
+from scipy.stats import norm
+
+from smoothcert.training.field_objectives import consistency_loss, macer_loss
+
+
+@pytest.fixture
+def batch():
+    gen = torch.Generator().manual_seed(3)
+    logits = (torch.randn(6, 4, 5, generator=gen) * 0.4).double()
+    labels = torch.tensor([0, 1, 2, 3, 4, 0])
+    return logits, labels
+
+
+def macer_direct(logits, labels, sigma, lam, gamma, beta):
+    total = 0.0
+    for z, y in zip(logits.numpy(), labels.numpy()):
+        pbar = softmax(z, axis=-1).mean(axis=0)
+        loss = -math.log(pbar[y] + 1e-10)
+        qbar = softmax(beta * z, axis=-1).mean(axis=0)
+        first, second = np.sort(qbar)[::-1][:2]
+        xi = norm.ppf(first) - norm.ppf(second)
+        if np.argmax(qbar) == y and np.isfinite(xi) and xi <= gamma:
+            loss += lam * sigma / 2 * (gamma - xi)
+        total += loss
+    return total / len(labels)
+
+
+def consistency_direct(logits, labels, lam, eta):
+    total = 0.0
+    for z, y in zip(logits.numpy(), labels.numpy()):
+        s = softmax(z, axis=-1)
+        pbar = s.mean(axis=0)
+        cross_entropy = np.mean([-math.log(copy[y]) for copy in s])
+        kl = np.mean([np.sum(pbar * (np.log(pbar) - np.log(copy))) for copy in s])
+        entropy = -np.sum(pbar * np.log(pbar))
+        total += cross_entropy + lam * kl + eta * entropy
+    return total / len(labels)
+
+
+@pytest.mark.parametrize("sigma,lam,gamma,beta", [(0.25, 12.0, 8.0, 16.0), (0.5, 4.0, 8.0, 16.0), (0.5, 1.0, 0.3, 2.0)])
+def test_macer_matches_a_direct_computation(batch, sigma, lam, gamma, beta):
+    logits, labels = batch
+    assert float(macer_loss(logits, labels, sigma, lam, gamma, beta).loss) == pytest.approx(
+        macer_direct(logits, labels, sigma, lam, gamma, beta), rel=1e-9)
+
+
+@pytest.mark.parametrize("lam,eta", [(20.0, 0.5), (10.0, 0.5), (0.0, 0.0), (1.0, 2.0)])
+def test_consistency_matches_a_direct_computation(batch, lam, eta):
+    logits, labels = batch
+    assert float(consistency_loss(logits, labels, lam, eta).loss) == pytest.approx(consistency_direct(logits, labels, lam, eta), rel=1e-9)
+
+
+@pytest.mark.parametrize("objective", [lambda z, y: macer_loss(z, y, 0.5, 4.0).loss, lambda z, y: consistency_loss(z, y, 10.0).loss])
+def test_gradients_match_finite_differences(batch, objective):
+    logits, labels = batch
+    logits = logits.clone().requires_grad_(True)
+    objective(logits, labels).backward()
+    rng = np.random.default_rng(0)
+    for _ in range(8):
+        index = tuple(int(rng.integers(n)) for n in logits.shape)
+        step = torch.zeros_like(logits)
+        step[index] = 1e-6
+        with torch.no_grad():
+            numeric = (objective(logits + step, labels) - objective(logits - step, labels)) / 2e-6
+        assert float(logits.grad[index]) == pytest.approx(float(numeric), rel=1e-4, abs=1e-8)
+
+
+def test_macer_counts_no_robustness_where_no_example_is_ranked_correct(batch):
+    logits, labels = batch
+    wrong = (labels + 1) % 5
+    boosted = logits.clone()
+    boosted[torch.arange(6), :, wrong] += 3.0  # every copy prefers a wrong class
+    parts = macer_loss(boosted, labels, 0.5, 100.0)
+    pbar = torch.softmax(boosted, -1).mean(1)
+    assert float(parts.loss) == pytest.approx(float(-torch.log(pbar[torch.arange(6), labels] + 1e-10).mean()), rel=1e-12)
+
+
+def test_macer_skips_an_infinite_margin_and_one_above_gamma():
+    labels = torch.tensor([0, 0])
+    confident = torch.tensor([[[60.0, 0.0, 0.0]] * 2, [[0.2, 0.0, 0.0]] * 2], dtype=torch.float32)
+    # example 0: the tempered runner-up probability underflows to 0, xi = inf; example 1 is finite
+    parts = macer_loss(confident, labels, 0.5, 1.0, gamma=8.0, beta=16.0)
+    assert torch.isfinite(parts.loss)
+    pbar = torch.softmax(confident, -1).mean(1)
+    classification = -torch.log(pbar[:, 0] + 1e-10)
+    qbar = torch.softmax(16 * confident[1], -1).mean(0).double().numpy()
+    xi = norm.ppf(np.sort(qbar)[-1]) - norm.ppf(np.sort(qbar)[-2])
+    assert xi < 8.0
+    expected = (classification.sum() + 0.25 * (8.0 - xi)) / 2
+    assert float(parts.loss) == pytest.approx(float(expected), rel=1e-5)
+    above = macer_loss(confident[1:], labels[1:], 0.5, 1.0, gamma=xi / 2, beta=16.0)  # xi > gamma: not counted
+    assert float(above.loss) == pytest.approx(float(classification[1]), rel=1e-6)
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda z, y: macer_loss(z, y, 0.5, -1.0), "lam must be a non-negative finite number, got -1.0"),
+    (lambda z, y: macer_loss(z, y, 0.5, 1.0, gamma=0.0), "gamma must be a positive finite number, got 0.0"),
+    (lambda z, y: macer_loss(z, y, 0.5, 1.0, beta=-2.0), "beta must be a positive finite number, got -2.0"),
+    (lambda z, y: macer_loss(z, y, 0.0, 1.0), "sigma must be a positive finite number, got 0.0"),
+    (lambda z, y: consistency_loss(z, y, -0.5), "lam must be a non-negative finite number, got -0.5"),
+    (lambda z, y: consistency_loss(z, y, 1.0, eta=math.nan), "eta must be a non-negative finite number, got nan"),
+    (lambda z, y: consistency_loss(z[0], y, 1.0), "expected logits of shape (B, k, C)"),
+])
+def test_bad_settings_are_refused(batch, call, message):
+    logits, labels = batch
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        call(logits, labels)
+
+
+def test_macer_gradient_stays_finite_where_the_margin_is_infinite():
+    logits = torch.tensor([[[60.0, 0.0, 0.0]] * 2, [[0.2, 0.0, 0.0]] * 2], requires_grad=True)
+    macer_loss(logits, torch.tensor([0, 0]), 0.5, 4.0).loss.backward()
+    assert torch.isfinite(logits.grad).all() and logits.grad[1].abs().sum() > 0
