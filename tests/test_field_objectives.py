@@ -9,7 +9,8 @@ import torch
 from scipy.special import softmax
 from scipy.stats import norm
 
-from smoothcert.training.field_objectives import consistency_loss, macer_loss
+from smoothcert.training.attacks import smoothed_attack_objective, smoothmix_path
+from smoothcert.training.field_objectives import consistency_loss, macer_loss, smoothmix_loss
 
 
 @pytest.fixture
@@ -109,6 +110,7 @@ def test_macer_skips_an_infinite_margin_and_one_above_gamma():
     (lambda z, y: consistency_loss(z, y, -0.5), "lam must be a non-negative finite number, got -0.5"),
     (lambda z, y: consistency_loss(z, y, 1.0, eta=math.nan), "eta must be a non-negative finite number, got nan"),
     (lambda z, y: consistency_loss(z[0], y, 1.0), "expected logits of shape (B, k, C)"),
+    (lambda z, y: smoothmix_loss(z, z, y, torch.zeros(6), -5.0), "eta must be a non-negative finite number, got -5.0"),
 ])
 def test_bad_settings_are_refused(batch, call, message):
     logits, labels = batch
@@ -120,3 +122,56 @@ def test_macer_gradient_stays_finite_where_the_margin_is_infinite():
     logits = torch.tensor([[[60.0, 0.0, 0.0]] * 2, [[0.2, 0.0, 0.0]] * 2], requires_grad=True)
     macer_loss(logits, torch.tensor([0, 0]), 0.5, 4.0).loss.backward()
     assert torch.isfinite(logits.grad).all() and logits.grad[1].abs().sum() > 0
+
+
+def smoothmix_direct(clean, mixed, labels, weights, eta, warm):
+    total = 0.0
+    for z, zm, y, l in zip(clean.numpy(), mixed.numpy(), labels.numpy(), weights.numpy()):
+        s = softmax(z, axis=-1)
+        pbar = s.mean(axis=0)
+        cross_entropy = np.mean([-math.log(copy[y]) for copy in s])
+        target = (1 - l) * pbar + l / z.shape[-1]
+        kl = np.mean([np.sum(target * (np.log(target) - np.log(copy))) for copy in softmax(zm, axis=-1)])
+        total += cross_entropy + (eta * warm * kl if np.argmax(pbar) == y else 0.0)
+    return total / len(labels)
+
+
+@pytest.mark.parametrize("eta,warm", [(5.0, 1.0), (5.0, 0.3), (0.0, 1.0)])
+def test_smoothmix_matches_a_direct_computation(batch, eta, warm):
+    logits, labels = batch
+    mixed = logits.flip(0) * 0.7 + 0.1
+    weights = torch.linspace(0.0, 0.5, len(labels), dtype=torch.float64)
+    got = float(smoothmix_loss(logits, mixed, labels, weights, eta, warm).loss)
+    assert got == pytest.approx(smoothmix_direct(logits, mixed, labels, weights, eta, warm), rel=1e-9)
+
+
+def test_smoothmix_gradient_matches_finite_differences(batch):
+    logits, labels = batch
+    labels = softmax(logits.numpy(), -1).mean(1).argmax(1)  # every example counted
+    labels = torch.as_tensor(labels)
+    mixed = (logits.flip(0) * 0.7).clone().requires_grad_(True)
+    weights = torch.full((len(labels),), 0.25, dtype=torch.float64)
+    smoothmix_loss(logits, mixed, labels, weights, 5.0).loss.backward()
+    rng = np.random.default_rng(1)
+    for _ in range(6):
+        index = tuple(int(rng.integers(n)) for n in mixed.shape)
+        step = torch.zeros_like(mixed)
+        step[index] = 1e-6
+        with torch.no_grad():
+            up = smoothmix_loss(logits, mixed + step, labels, weights, 5.0).loss
+            down = smoothmix_loss(logits, mixed - step, labels, weights, 5.0).loss
+        assert float(mixed.grad[index]) == pytest.approx(float((up - down) / 2e-6), rel=1e-4, abs=1e-8)
+
+
+def test_smoothmix_path_ascends_in_steps_of_alpha_inside_the_pixel_box():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
+    x = torch.rand(5, 1, 3, 4) * 0.5 + 0.25
+    labels = torch.tensor([0, 1, 2, 0, 1])
+    noise = torch.randn(5, 4, 1, 3, 4) * 0.25
+    first, last = smoothmix_path(model, x, labels, noise, steps=3, step_size=0.1)
+    assert torch.allclose((first - x).flatten(1).norm(dim=1), torch.full((5,), 0.1), atol=1e-5)  # no clamp at this size
+    assert float(last.min()) >= 0 and float(last.max()) <= 1
+    objective = lambda z: smoothed_attack_objective(model, z, labels, noise, 0.0)
+    assert torch.all(objective(last) > objective(x))
+    assert all(p.grad is None and p.requires_grad for p in model.parameters())

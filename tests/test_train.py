@@ -36,6 +36,7 @@ def test_basic_training_reaches_accuracy_under_noise(tmp_path):
     dict(method="adre_adv", k=2, lam=0.1, eps=0.5, attack_steps=1, adre_cap=6.9),
     dict(method="macer", k=2, lam=1.0, gamma=8.0, beta=16.0),  # lam = 4 reaches 0.24 after one epoch, 0.70 after two
     dict(method="consistency", k=2, lam=10.0, eta=0.5),
+    dict(method="smoothmix", k=2, eta=5.0, mix_steps=2, mix_step_size=0.5, mix_start=1),
 ])
 def test_every_method_trains_and_checkpoints(tmp_path, overrides):
     path = train(quick(tmp_path, overrides["method"], batch_size=200, **overrides), progress=False)
@@ -63,7 +64,8 @@ def test_adre_with_lambda_zero_and_one_copy_is_basic():
     assert float(basic.loss.detach()) == pytest.approx(float(direct.detach()), rel=1e-6)
 
 
-@pytest.mark.parametrize("method", [dict(), dict(method="macer", k=2, lam=4.0), dict(method="consistency", k=2, lam=10.0)])
+@pytest.mark.parametrize("method", [dict(), dict(method="macer", k=2, lam=4.0), dict(method="consistency", k=2, lam=10.0),
+                                    dict(method="smoothmix", k=2, eta=5.0, mix_steps=2)])
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, method):
     straight = train(quick(tmp_path, "straight", epochs=2, batch_size=200, **method), progress=False)
     train(quick(tmp_path, "resumed", epochs=1, batch_size=200, **method), progress=False)

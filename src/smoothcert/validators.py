@@ -53,6 +53,7 @@ POSITIVE = Rule(lambda v: _real(v) and v > 0, "must be a positive finite number"
 NON_NEGATIVE = Rule(lambda v: _real(v) and v >= 0, "must be a non-negative finite number")
 PROBABILITY = Rule(lambda v: _real(v) and 0 < v < 1, "must lie strictly between 0 and 1")
 SHARE = Rule(lambda v: _real(v) and 0 <= v < 1, "must lie in [0, 1)")
+ZERO_OR_ONE = Rule(lambda v: _integer(v) and v in (0, 1), "must be 0 or 1")
 
 
 def one_of(choices: Sequence[str]) -> Rule:

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from smoothcert.training.objectives import adre_term, smoothed_log_probs
-from smoothcert.validators import NON_NEGATIVE, NON_NEGATIVE_INT
+from smoothcert.validators import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT
 
 
 def smoothed_attack_objective(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, noise: torch.Tensor, lam: float,
@@ -61,6 +61,32 @@ def smoothed_pgd(
                 delta = delta * (eps / _per_example_norm(delta).clamp_min(eps))
                 adversarial = (x + delta).clamp(0.0, 1.0)
         return adversarial.detach()
+    finally:
+        for p, flag in zip(model.parameters(), requires_grad):
+            p.requires_grad_(flag)
+
+
+def smoothmix_path(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, noise: torch.Tensor, steps: int,
+                   step_size: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """SmoothMix's attack (Jeong et al., 2021): ``steps`` ascent steps of size ``step_size`` on
+    ``-log G_hat(x')[y]`` along the per-example l2-normalized gradient, with the same noise at every
+    step, each iterate clipped to [0, 1] and no eps-ball. Returns the first iterate and the last,
+    detached; the model's parameters receive no gradient."""
+    POSITIVE_INT.check("steps", steps)
+    POSITIVE.check("step_size", step_size)
+    requires_grad = [p.requires_grad for p in model.parameters()]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    try:
+        iterate, first = x.detach().clone(), None
+        for _ in range(steps):
+            iterate.requires_grad_(True)
+            objective = smoothed_attack_objective(model, iterate, labels, noise, 0.0).sum()
+            (grad,) = torch.autograd.grad(objective, iterate)
+            with torch.no_grad():
+                iterate = (iterate + step_size * grad / _per_example_norm(grad).clamp_min(1e-12)).clamp(0.0, 1.0)
+            first = iterate if first is None else first
+        return first.detach(), iterate.detach()
     finally:
         for p, flag in zip(model.parameters(), requires_grad):
             p.requires_grad_(flag)

@@ -8,9 +8,10 @@ from typing import Any
 
 from smoothcert.data import dataset_info
 from smoothcert.models import ARCHITECTURES
-from smoothcert.validators import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, SHARE, field_problems, optional, setting
+from smoothcert.validators import (NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, SHARE, ZERO_OR_ONE, field_problems, optional,
+                                   setting)
 
-METHODS = ("basic", "adre", "smoothadv", "adre_adv", "macer", "consistency")
+METHODS = ("basic", "adre", "smoothadv", "adre_adv", "macer", "consistency", "smoothmix")
 ADVERSARIAL = ("smoothadv", "adre_adv")
 REGULARIZED = ("adre", "adre_adv")
 SCHEDULES = ("step", "cosine")
@@ -36,7 +37,14 @@ class TrainConfig:
                                      optional(POSITIVE))
     gamma: float = setting(8.0, "MACER's hinge on the tempered margin xi", POSITIVE)
     beta: float = setting(16.0, "MACER's temperature of the robustness term's soft smoothed classifier", POSITIVE)
-    eta: float = setting(0.5, "Consistency's weight of the entropy of the mean prediction", NON_NEGATIVE)
+    eta: float = setting(0.5, "Consistency's weight of the entropy of the mean prediction; SmoothMix's weight of the mixup term",
+                         NON_NEGATIVE)
+    mix_steps: int = setting(4, "SmoothMix's attack steps T", POSITIVE_INT)
+    mix_step_size: float = setting(0.5, "SmoothMix's attack step size alpha (the authors' CIFAR-10 values: 0.5, 1.0, 2.0 at sigma "
+                                        "0.25, 0.5, 1.0)", POSITIVE)
+    mix_start: int = setting(0, "SmoothMix's mixup start: 0 the clean input, 1 the one-step adversary", ZERO_OR_ONE)
+    mix_warmup: int = setting(10, "epochs over which SmoothMix's mixup weight ramps up, min(1, (epoch + 1) / W) (0: off)",
+                              NON_NEGATIVE_INT)
     eps: float = setting(0.0, "l2 radius of the training attack (smoothadv, adre_adv)", NON_NEGATIVE)
     attack_steps: int = setting(1, "PGD steps of the training attack", POSITIVE_INT)
     eps_warmup: int = setting(0, "epochs over which the attack radius ramps linearly from 0 to eps (Salman et al.'s --warmup; "

@@ -11,7 +11,13 @@ Notation: ``s_j = softmax(f(x + delta_j))``, ``pbar = 1/k sum_j s_j``.
   + eta * H(pbar)``: cross-entropy on every copy, the copies pulled towards their mean, the mean's
   entropy kept low.
 
-Both return :class:`~smoothcert.training.objectives.LossParts` (``loss`` is the batch mean).
+- SmoothMix (Jeong et al., 2021): ``1/k sum_j CE(f(x + delta_j), y) + eta * w * 1{argmax pbar = y}
+  * 1/k sum_j KL(t || softmax f(x_mix + delta_j))``, with ``x_mix = (1 - l) x_init + l x_adv`` on
+  the path of :func:`smoothcert.training.attacks.smoothmix_path`, ``l ~ U[0, 1/2]`` per example,
+  the target ``t = (1 - l) pbar + l / C`` (``pbar`` of the clean copies, held fixed) and ``w`` the
+  warm-up weight of the epoch.
+
+All return :class:`~smoothcert.training.objectives.LossParts` (``loss`` is the batch mean).
 """
 
 from __future__ import annotations
@@ -81,4 +87,24 @@ def consistency_loss(logits: torch.Tensor, labels: torch.Tensor, lam: float, eta
     return _parts(cross_entropy + lam * kl + eta * entropy, logits, labels, cross_entropy)
 
 
-__all__ = ["macer_loss", "consistency_loss", "macer_margin"]
+def smoothmix_loss(clean_logits: torch.Tensor, mix_logits: torch.Tensor, labels: torch.Tensor, mix_weight: torch.Tensor, eta: float,
+                   warm_up: float = 1.0) -> LossParts:
+    """SmoothMix's loss (module docstring) on a batch: ``clean_logits`` and ``mix_logits`` are the
+    ``(B, k, C)`` logits of ``x + delta_j`` and ``x_mix + delta_j``, ``mix_weight`` the ``l`` of
+    each example, ``warm_up`` the epoch's weight ``w`` of the mixup term."""
+    check_logits(clean_logits, labels)
+    check_logits(mix_logits, labels)
+    NON_NEGATIVE.check("eta", eta)
+    NON_NEGATIVE.check("warm_up", warm_up)
+    classes = clean_logits.shape[-1]
+    pbar = F.softmax(clean_logits.detach(), dim=-1).mean(dim=1)
+    weight = mix_weight.view(-1, 1).to(pbar.dtype)
+    target = (1 - weight) * pbar + weight / classes
+    log_mix = F.log_softmax(mix_logits, dim=-1)
+    kl = (target.unsqueeze(1) * (torch.log(target).unsqueeze(1) - log_mix)).sum(dim=-1).mean(dim=1)
+    counted = (pbar.argmax(dim=1) == labels).to(kl.dtype)
+    cross_entropy = perturbed_risk(clean_logits, labels)
+    return _parts(cross_entropy + eta * warm_up * counted * kl, clean_logits, labels, cross_entropy)
+
+
+__all__ = ["macer_loss", "consistency_loss", "macer_margin", "smoothmix_loss"]

@@ -1,15 +1,16 @@
 """One training loop for the four methods of Algorithm 1 of the spec and the field's methods.
 
-===============  ===============================  =================================
-method           inputs of the loss                loss
-===============  ===============================  =================================
-``basic``        ``x + delta_j``                  ``l_per`` (Cohen et al.)
-``adre``         ``x + delta_j``                  ``l_per - lam * l_adre`` (eq. 5-8)
-``smoothadv``    ``x_adv + delta_j``, eq. 12, 0    ``l_per`` (Salman et al.)
-``adre_adv``     ``x_adv + delta_j``, eq. 12-13    ``l_per - lam * l_adre``
-``macer``        ``x + delta_j``                  MACER (Zhai et al.), :mod:`~smoothcert.training.field_objectives`
-``consistency``  ``x + delta_j``                  Consistency (Jeong & Shin), same module
-===============  ===============================  =================================
+===============  ====================================  =================================================================
+method           inputs of the loss                    loss
+===============  ====================================  =================================================================
+``basic``        ``x + delta_j``                       ``l_per`` (Cohen et al.)
+``adre``         ``x + delta_j``                       ``l_per - lam * l_adre`` (eq. 5-8)
+``smoothadv``    ``x_adv + delta_j``, eq. 12, 0        ``l_per`` (Salman et al.)
+``adre_adv``     ``x_adv + delta_j``, eq. 12-13        ``l_per - lam * l_adre``
+``macer``        ``x + delta_j``                       MACER (Zhai et al.), :mod:`~smoothcert.training.field_objectives`
+``consistency``  ``x + delta_j``                       Consistency (Jeong & Shin), same module
+``smoothmix``    ``x + delta_j``, ``x_mix + delta_j``  SmoothMix (Jeong et al.), same module
+===============  ====================================  =================================================================
 
 The ``k`` noisy copies of a batch go through the network as one batch. Every random draw is a
 function of the run's seed (:mod:`smoothcert.runtime.seeding`): the data order of epoch ``e``, the noise
@@ -42,12 +43,12 @@ from smoothcert.models.checkpoint import load_checkpoint, save_checkpoint
 from smoothcert.runtime.allocator import keep_heap_memory
 from smoothcert.runtime.distributed import Distributed, local
 from smoothcert.runtime.seeding import AUGMENT, DATA_ORDER, EVAL_NOISE, INIT, TRAIN_NOISE, derive_seed, generator_for
-from smoothcert.training.attacks import smoothed_pgd
+from smoothcert.training.attacks import smoothed_pgd, smoothmix_path
 from smoothcert.training.config import ADVERSARIAL, REGULARIZED, TrainConfig
 from smoothcert.training.diagnostics import (EPOCH_STATS, TrainingDiverged, batch_stats, named_stats, refuse_non_finite,
                                              warn_of_divergence)
 from smoothcert.training.epoch_log import Board, read_log, write_log
-from smoothcert.training.field_objectives import consistency_loss, macer_loss
+from smoothcert.training.field_objectives import consistency_loss, macer_loss, smoothmix_loss
 from smoothcert.training.objectives import LossParts, regularized_risk
 from smoothcert.training.schedules import attack_radius, learning_rate_factor
 
@@ -87,18 +88,23 @@ def noise_for_step(config: TrainConfig, shape: tuple[int, ...], epoch: int, step
     rows = slice(env.rank * local, (env.rank + 1) * local)
     noise = torch.randn((config.batch_size, config.k, *shape), generator=generator, device=env.device)[rows]
     noise.mul_(config.sigma)
-    draw = None
+    draw = mix = None
     if config.single_draw_per:
         draw = torch.randint(config.k, (config.batch_size,), generator=generator, device=env.device)[rows]
-    return noise, draw
+    if config.method == "smoothmix":
+        mix = 0.5 * torch.rand((config.batch_size,), generator=generator, device=env.device)[rows]
+    return noise, draw, mix
 
 
 def training_step(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, noise: torch.Tensor,
                   draw: torch.Tensor | None, config: TrainConfig, attack_model: torch.nn.Module | None = None,
-                  epoch: int = 0) -> LossParts:
+                  epoch: int = 0, mix: torch.Tensor | None = None) -> LossParts:
     """Loss of one batch of epoch ``epoch`` under ``config.method`` (backward not taken).
     ``attack_model`` is the module the attack differentiates (the unwrapped model under
-    DistributedDataParallel); the attack maximizes the objective the loss uses, ADRE cap included."""
+    DistributedDataParallel); the attack maximizes the objective the loss uses, ADRE cap included.
+    ``mix`` holds SmoothMix's mixing weight of each example."""
+    if config.method == "smoothmix":
+        return _smoothmix_step(model, attack_model or model, x, labels, noise, mix, config, epoch)
     if config.method in ADVERSARIAL:
         attacked = attack_model or model
         attacked.eval()
@@ -108,6 +114,22 @@ def training_step(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor,
     batch, copies = noise.shape[:2]
     logits = model((x.unsqueeze(1) + noise).flatten(0, 1)).view(batch, copies, -1)
     return objective(logits, labels, draw, config)
+
+
+def _smoothmix_step(model: torch.nn.Module, attacked: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, noise: torch.Tensor,
+                    mix: torch.Tensor, config: TrainConfig, epoch: int) -> LossParts:
+    """SmoothMix: the attack path in eval mode, the mixup point, then the clean and the mixed
+    copies through the model in two passes (:func:`~smoothcert.training.field_objectives.smoothmix_loss`)."""
+    attacked.eval()
+    first, last = smoothmix_path(attacked, x, labels, noise, config.mix_steps, config.mix_step_size)
+    attacked.train()
+    weight = mix.view(-1, *([1] * (x.ndim - 1)))
+    mixed = (1 - weight) * (x if config.mix_start == 0 else first) + weight * last
+    batch, copies = noise.shape[:2]
+    clean = model((x.unsqueeze(1) + noise).flatten(0, 1)).view(batch, copies, -1)
+    mixed_logits = model((mixed.unsqueeze(1) + noise).flatten(0, 1)).view(batch, copies, -1)
+    warm_up = min(1.0, (epoch + 1) / config.mix_warmup) if config.mix_warmup else 1.0
+    return smoothmix_loss(clean, mixed_logits, labels, mix, config.eta, warm_up)
 
 
 def objective(logits: torch.Tensor, labels: torch.Tensor, draw: torch.Tensor | None, config: TrainConfig) -> LossParts:
@@ -224,8 +246,8 @@ def train_one_epoch(run: TrainingRun, epoch: int, progress: bool) -> dict[str, f
                leave=False)
     for step, (x, labels) in enumerate(bar):
         x, labels = x.to(env.device, non_blocking=True), labels.to(env.device, non_blocking=True)
-        noise, draw = noise_for_step(config, run.info.input_shape, epoch, step, env)
-        parts = training_step(run.wrapped, x, labels, noise, draw, config, attack_model=run.model, epoch=epoch)
+        noise, draw, mix = noise_for_step(config, run.info.input_shape, epoch, step, env)
+        parts = training_step(run.wrapped, x, labels, noise, draw, config, attack_model=run.model, epoch=epoch, mix=mix)
         run.optimizer.zero_grad(set_to_none=True)
         parts.loss.backward()
         run.optimizer.step()
