@@ -9,8 +9,9 @@ import torch
 from scipy.special import softmax
 from scipy.stats import norm
 
-from smoothcert.training.attacks import smoothed_attack_objective, smoothmix_path
-from smoothcert.training.field_objectives import consistency_loss, macer_loss, smoothmix_loss
+from smoothcert.training.attacks import catrs_noise_attack, smoothed_attack_objective, smoothmix_path
+from smoothcert.training.field_objectives import (catrs_high_confidence, catrs_loss, catrs_low_confidence, consistency_loss, macer_loss,
+                                                 smoothmix_loss)
 
 
 @pytest.fixture
@@ -174,4 +175,37 @@ def test_smoothmix_path_ascends_in_steps_of_alpha_inside_the_pixel_box():
     assert float(last.min()) >= 0 and float(last.max()) <= 1
     objective = lambda z: smoothed_attack_objective(model, z, labels, noise, 0.0)
     assert torch.all(objective(last) > objective(x))
+    assert all(p.grad is None and p.requires_grad for p in model.parameters())
+
+
+def test_catrs_terms_match_a_direct_computation(batch):
+    logits, labels = batch
+    kept = torch.tensor([0, 1, 2, 4, 9, 3])  # 0 clipped to 1, 9 clipped to k = 4
+    target = torch.softmax(torch.randn(6, 5, generator=torch.Generator().manual_seed(5), dtype=torch.float64), -1)
+    adversarial = logits * 1.3 - 0.2
+    low, high, total = [], [], 0.0
+    for z, za, y, kk, p in zip(logits.numpy(), adversarial.numpy(), labels.numpy(), kept.numpy(), target.numpy()):
+        ces = sorted(-math.log(copy[y]) for copy in softmax(z, axis=-1))
+        kk = min(max(kk, 1), 4)
+        low.append(sum(ces[:kk]) / 4)
+        high.append(max(np.sum(p * (np.log(p) - np.log(q))) for q in softmax(za, axis=-1)))
+        total += low[-1] + (0.5 * high[-1] if kk == 4 else 0.0)
+    assert catrs_low_confidence(logits, labels, kept).numpy() == pytest.approx(low, rel=1e-10)
+    assert catrs_high_confidence(adversarial, target).numpy() == pytest.approx(high, rel=1e-10)
+    assert float(catrs_loss(logits, adversarial, labels, target, kept, 0.5).loss) == pytest.approx(total / 6, rel=1e-10)
+
+
+def test_catrs_noise_attack_raises_the_divergence_and_keeps_each_copys_mean_and_rms():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
+    x = torch.rand(4, 1, 3, 4)
+    noise = torch.randn(4, 2, 1, 3, 4) * 0.5
+    target = torch.softmax(model(x), -1).detach()
+    attacked = catrs_noise_attack(model, x, noise, target, eps=0.5, steps=4)
+    dims = (2, 3, 4)
+    torch.testing.assert_close(attacked.mean(dim=dims), noise.mean(dim=dims), atol=1e-5, rtol=0)
+    torch.testing.assert_close(attacked.std(dim=dims, correction=0), noise.std(dim=dims, correction=0), atol=1e-5, rtol=1e-5)
+    assert not torch.equal(attacked, noise)
+    divergence = lambda n: catrs_high_confidence(model((x.unsqueeze(1) + n).flatten(0, 1)).view(4, 2, -1), target)
+    assert torch.all(divergence(attacked) > divergence(noise))
     assert all(p.grad is None and p.requires_grad for p in model.parameters())

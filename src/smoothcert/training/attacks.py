@@ -90,3 +90,45 @@ def smoothmix_path(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor
     finally:
         for p, flag in zip(model.parameters(), requires_grad):
             p.requires_grad_(flag)
+
+
+def _matched_to(moved: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+    """``moved`` shifted and scaled, per sample, to the mean and the (centred) RMS of ``original``."""
+    dims = tuple(range(1, moved.ndim))
+    centred = moved - moved.mean(dim=dims, keepdim=True)
+    scale = original.std(dim=dims, correction=0, keepdim=True) / centred.square().mean(dim=dims, keepdim=True).sqrt().clamp_min(1e-12)
+    return centred * scale + original.mean(dim=dims, keepdim=True)
+
+
+def catrs_noise_attack(model: torch.nn.Module, x: torch.Tensor, noise: torch.Tensor, target: torch.Tensor, eps: float,
+                       steps: int) -> torch.Tensor:
+    """CAT-RS's attack on the noise (Jeong et al., 2023): for each copy ``delta_j`` of ``noise``
+    ``(B, k, ...)``, ``steps`` ascent steps of size ``2 eps / steps`` on
+    ``KL(target || softmax f(x + delta))`` (``target`` a ``(B, C)`` distribution, the smoothed
+    prediction of a Gaussian model) along the per-copy l2-normalized gradient, each projected to
+    the eps-ball around ``delta_j``; the result is shifted and scaled to the mean and RMS of
+    ``delta_j`` (per copy). Returns the attacked noise, detached; no parameter gets a gradient."""
+    POSITIVE.check("eps", eps)
+    POSITIVE_INT.check("steps", steps)
+    batch, copies = noise.shape[:2]
+    flat_noise = noise.detach().flatten(0, 1)
+    inputs = x.detach().unsqueeze(1).expand_as(noise).flatten(0, 1)
+    log_target = torch.log(target.clamp_min(1e-12)).repeat_interleave(copies, dim=0)
+    requires_grad = [p.requires_grad for p in model.parameters()]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    try:
+        attacked = flat_noise.clone()
+        for _ in range(steps):
+            attacked.requires_grad_(True)
+            log_p = F.log_softmax(model(inputs + attacked), dim=-1)
+            kl = (log_target.exp() * (log_target - log_p)).sum()
+            (grad,) = torch.autograd.grad(kl, attacked)
+            with torch.no_grad():
+                moved = attacked + (2 * eps / steps) * grad / _per_example_norm(grad).clamp_min(1e-12)
+                delta = moved - flat_noise
+                attacked = flat_noise + delta * (eps / _per_example_norm(delta).clamp_min(eps))
+        return _matched_to(attacked.detach(), flat_noise).view_as(noise)
+    finally:
+        for p, flag in zip(model.parameters(), requires_grad):
+            p.requires_grad_(flag)

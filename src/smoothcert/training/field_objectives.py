@@ -16,6 +16,11 @@ Notation: ``s_j = softmax(f(x + delta_j))``, ``pbar = 1/k sum_j s_j``.
   the path of :func:`smoothcert.training.attacks.smoothmix_path`, ``l ~ U[0, 1/2]`` per example,
   the target ``t = (1 - l) pbar + l / C`` (``pbar`` of the clean copies, held fixed) and ``w`` the
   warm-up weight of the epoch.
+- CAT-RS (Jeong et al., 2023): per example, the confidence ``c`` (share of the k copies predicted
+  ``y``), ``K ~ Bin(k, c)`` clipped to at least 1, ``L_low = 1/k * (the K smallest CE over the
+  copies)``, and where ``K = k``, ``L_high = max_j KL(pi(x) || softmax f(x + delta*_j))`` with
+  ``delta*_j`` from :func:`smoothcert.training.attacks.catrs_noise_attack` and ``pi(x)`` the
+  smoothed prediction of a Gaussian model; the loss is ``L_low + lam * 1{K = k} L_high``.
 
 All return :class:`~smoothcert.training.objectives.LossParts` (``loss`` is the batch mean).
 """
@@ -107,4 +112,38 @@ def smoothmix_loss(clean_logits: torch.Tensor, mix_logits: torch.Tensor, labels:
     return _parts(cross_entropy + eta * warm_up * counted * kl, clean_logits, labels, cross_entropy)
 
 
-__all__ = ["macer_loss", "consistency_loss", "macer_margin", "smoothmix_loss"]
+def catrs_low_confidence(logits: torch.Tensor, labels: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+    """``1/k * (sum of the kept[i] smallest cross-entropies over the copies)`` per example
+    (CAT-RS's ``L_low``); ``kept`` is clipped to ``[1, k]``."""
+    check_logits(logits, labels)
+    batch, copies, classes = logits.shape
+    per_copy = F.cross_entropy(logits.reshape(-1, classes), labels.repeat_interleave(copies), reduction="none").view(batch, copies)
+    ranked = per_copy.sort(dim=1).values
+    taken = torch.arange(copies, device=logits.device).view(1, -1) < kept.clamp(1, copies).view(-1, 1)
+    return (ranked * taken).sum(dim=1) / copies
+
+
+def catrs_high_confidence(adversarial_logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``max_j KL(target || softmax f(x + delta*_j))`` per example (CAT-RS's ``L_high``), from the
+    ``(B, k, C)`` logits of the attacked copies and the ``(B, C)`` smoothed predictions."""
+    log_target = torch.log(target.clamp_min(1e-12)).unsqueeze(1)
+    kl = (target.unsqueeze(1) * (log_target - F.log_softmax(adversarial_logits, dim=-1))).sum(dim=-1)
+    return kl.amax(dim=1)
+
+
+def catrs_loss(logits: torch.Tensor, adversarial_logits: torch.Tensor | None, labels: torch.Tensor, target: torch.Tensor,
+               kept: torch.Tensor, lam: float) -> LossParts:
+    """CAT-RS's loss (module docstring) on a batch: ``mean_i [L_low_i + lam * 1{K_i = k} L_high_i]``;
+    ``adversarial_logits`` may be None when no example has ``K = k``."""
+    NON_NEGATIVE.check("lam", lam)
+    copies = logits.shape[1]
+    low = catrs_low_confidence(logits, labels, kept)
+    confident = kept.clamp(1, copies) == copies
+    loss = low
+    if adversarial_logits is not None and lam:
+        loss = low + lam * torch.where(confident, catrs_high_confidence(adversarial_logits, target), torch.zeros_like(low))
+    return _parts(loss, logits, labels, perturbed_risk(logits, labels))
+
+
+__all__ = ["macer_loss", "consistency_loss", "macer_margin", "smoothmix_loss", "catrs_loss", "catrs_low_confidence",
+           "catrs_high_confidence"]
