@@ -67,6 +67,8 @@ def ws(tmp_path_factory) -> dict[str, Path]:
     (bad / "no-columns.tsv").write_text("a\tb\n1\t2\n")
     (bad / "empty.tsv").write_text("")
     (bad / "bad-cell.tsv").write_text("idx\tlabel\tpredict\tradius\tcorrect\ttime\n0\t1\tseven\t0.5\t1\t0.1\n")
+    (bad / "cifar-votes.tsv").write_text("idx\tlabel\tvotes\n0\t3\t0,0,0,10,0,0,0,0,0,0\n")
+    (bad / "cifar-votes.tsv.json").write_text('{"dataset": "cifar10", "split": "train", "n": 10}')
     return {"root": root, "done": done, "run": run, "checkpoint": checkpoint, "bad": bad}
 
 
@@ -172,6 +174,12 @@ CASES = [
     ("train-smoothmix-start", FRESH + " --method smoothmix --k 2 --mix-start 2", "mix_start must be 0 or 1, got 2"),
     ("train-smoothmix-warmup", FRESH + " --method smoothmix --k 2 --mix-warmup -1", "mix_warmup must be a non-negative integer, got -1"),
     ("train-smoothmix-eta", FRESH + " --method smoothmix --k 2 --eta -5", "eta must be a non-negative finite number, got -5.0"),
+    ("train-catrs-no-votes", FRESH + " --method catrs --k 2 --lam 0.5 --eps 1", "method 'catrs' needs eps > 0 (the attack on the noise) and catrs_votes"),
+    ("train-catrs-eps", FRESH + " --method catrs --k 2 --lam 0.5 --catrs-votes {bad}/votes.tsv", "method 'catrs' needs eps > 0"),
+    ("train-catrs-missing-votes", FRESH + " --method catrs --k 2 --lam 0.5 --eps 1 --catrs-votes {bad}/nowhere.tsv", "no votes file"),
+    ("train-catrs-other-votes", FRESH + " --method catrs --k 2 --lam 0.5 --eps 1 --catrs-votes {bad}/cifar-votes.tsv",
+     "holds votes on 'cifar10' (train split), not on the training split of 'mnist'"),
+    ("votes-n", "votes --checkpoint {done}/run/checkpoint.pt --outfile {bad}/v.tsv --n 0", "n must be a positive integer, got 0"),
     ("train-epochs", FRESH.replace("--epochs 1", "--epochs 0"), "epochs must be a positive integer, got 0"),
     ("train-batch", FRESH + " --batch-size 0", "batch_size must be a positive integer, got 0"),
     ("train-lr", FRESH + " --lr -0.1", "lr must be a non-negative finite number"),

@@ -95,6 +95,17 @@ def predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def votes(args: argparse.Namespace) -> int:
+    from smoothcert.runs.votes import vote_dataset
+    from smoothcert.runtime.distributed import resolve_device
+
+    smoothed, dataset, metadata = _smoothed(args, resolve_device(args.device))
+    path = vote_dataset(smoothed, dataset, args.outfile, args.n, args.batch_size, args.seed, progress=not args.quiet,
+                        metadata=metadata, resume=args.resume)
+    print(f"wrote {path}")
+    return 0
+
+
 def analyze(args: argparse.Namespace) -> int:
     from smoothcert.analysis.accuracy import TABLE_RADII
     from smoothcert.analysis.report import analyze_files
@@ -143,6 +154,6 @@ def paper(args: argparse.Namespace) -> int:
     return 0
 
 
-RUN = {"demo": demo, "train": train, "certify": certify, "predict": predict, "analyze": analyze, "reproduce": reproduce,
-       "paper": paper}
+RUN = {"demo": demo, "train": train, "certify": certify, "predict": predict, "votes": votes, "analyze": analyze,
+       "reproduce": reproduce, "paper": paper}
 """The function of each command."""

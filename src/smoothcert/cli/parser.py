@@ -76,6 +76,14 @@ def _add_predict(parser: argparse.ArgumentParser) -> None:
     add_options(parser, CertifySettings, ["n", "alpha", "batch_size", "skip", "max_count", "seed"])
 
 
+def _add_votes(parser: argparse.ArgumentParser) -> None:
+    from smoothcert.smoothing.certification import CertifySettings
+
+    _add_selection(parser)
+    parser.set_defaults(split="train")
+    add_options(parser, CertifySettings, ["n", "batch_size", "seed"], defaults={"n": 10_000})
+
+
 def _add_analyze(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", help="TSVs written by smoothcert certify or by Cohen et al.'s certify.py")
     parser.add_argument("--labels", nargs="+", help="one name per file (default: the file names)")
@@ -114,6 +122,7 @@ COMMANDS = {
     "train": ("train a base classifier", _add_train),
     "certify": ("certify a dataset split with CERTIFY and/or T-CERTIFY", _add_certify),
     "predict": ("Cohen et al.'s PREDICT over a dataset split", _add_predict),
+    "votes": ("the smoothed prediction (votes over n noisy copies) of every example of a split, for CAT-RS", _add_votes),
     "analyze": ("certified accuracy tables and curves from certification TSVs", _add_analyze),
     "reproduce": ("the study: Table 1 and Figures 1-2 analogs on the embedded MNIST digits or CIFAR-10", _add_reproduce),
     "paper": ("train and certify one cell of the paper's Table 1 at full scale (GPU)", _add_paper),

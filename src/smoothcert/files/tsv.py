@@ -18,6 +18,8 @@ from smoothcert.files.atomic import write_text_atomic
 
 CERTIFY_COLUMNS = ("idx", "label", "predict", "radius", "correct", "time", "pa_lower", "pb_upper", "alpha_prime", "level", "samples")
 PREDICT_COLUMNS = ("idx", "label", "predict", "correct", "time", "pvalue")
+VOTES_COLUMNS = ("idx", "label", "votes")
+"""The votes file of ``smoothcert votes``: each class's votes joined by commas."""
 
 
 DIGITS = 6

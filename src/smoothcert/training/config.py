@@ -11,7 +11,7 @@ from smoothcert.models import ARCHITECTURES
 from smoothcert.validators import (NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, SHARE, ZERO_OR_ONE, field_problems, optional,
                                    setting)
 
-METHODS = ("basic", "adre", "smoothadv", "adre_adv", "macer", "consistency", "smoothmix")
+METHODS = ("basic", "adre", "smoothadv", "adre_adv", "macer", "consistency", "smoothmix", "catrs")
 ADVERSARIAL = ("smoothadv", "adre_adv")
 REGULARIZED = ("adre", "adre_adv")
 SCHEDULES = ("step", "cosine")
@@ -45,7 +45,8 @@ class TrainConfig:
     mix_start: int = setting(0, "SmoothMix's mixup start: 0 the clean input, 1 the one-step adversary", ZERO_OR_ONE)
     mix_warmup: int = setting(10, "epochs over which SmoothMix's mixup weight ramps up, min(1, (epoch + 1) / W) (0: off)",
                               NON_NEGATIVE_INT)
-    eps: float = setting(0.0, "l2 radius of the training attack (smoothadv, adre_adv)", NON_NEGATIVE)
+    catrs_votes: str | None = setting(None, "CAT-RS's smoothed predictions of the training examples (a file of smoothcert votes)")
+    eps: float = setting(0.0, "l2 radius of the training attack (smoothadv, adre_adv; catrs: on the noise)", NON_NEGATIVE)
     attack_steps: int = setting(1, "PGD steps of the training attack", POSITIVE_INT)
     eps_warmup: int = setting(0, "epochs over which the attack radius ramps linearly from 0 to eps (Salman et al.'s --warmup; "
                                  "0 = off)", NON_NEGATIVE_INT)
@@ -71,6 +72,9 @@ class TrainConfig:
         problems = field_problems(self)
         if self.method in REGULARIZED and self.lam == 0:
             problems.append(f"method {self.method!r} needs lam > 0 (lam = 0 is {'basic' if self.method == 'adre' else 'smoothadv'})")
+        if self.method == "catrs" and (self.eps == 0 or not self.catrs_votes):
+            problems.append(f"method 'catrs' needs eps > 0 (the attack on the noise) and catrs_votes (--catrs-votes, the smoothed "
+                            f"predictions of smoothcert votes --split train), got eps={self.eps}, catrs_votes={self.catrs_votes!r}")
         if self.method in ADVERSARIAL and self.eps == 0:
             problems.append(f"method {self.method!r} needs eps > 0 (eps = 0 is {'basic' if self.method == 'smoothadv' else 'adre'})")
         if self.schedule == "cosine" and self.warmup_epochs >= self.epochs:

@@ -10,6 +10,7 @@ method           inputs of the loss                    loss
 ``macer``        ``x + delta_j``                       MACER (Zhai et al.), :mod:`~smoothcert.training.field_objectives`
 ``consistency``  ``x + delta_j``                       Consistency (Jeong & Shin), same module
 ``smoothmix``    ``x + delta_j``, ``x_mix + delta_j``  SmoothMix (Jeong et al.), same module
+``catrs``        ``x + delta_j``, ``x + delta*_j``     CAT-RS (Jeong et al.), same module
 ===============  ====================================  =================================================================
 
 The ``k`` noisy copies of a batch go through the network as one batch. Every random draw is a
@@ -43,14 +44,15 @@ from smoothcert.models.checkpoint import load_checkpoint, save_checkpoint
 from smoothcert.runtime.allocator import keep_heap_memory
 from smoothcert.runtime.distributed import Distributed, local
 from smoothcert.runtime.seeding import AUGMENT, DATA_ORDER, EVAL_NOISE, INIT, TRAIN_NOISE, derive_seed, generator_for
-from smoothcert.training.attacks import smoothed_pgd, smoothmix_path
+from smoothcert.training.attacks import catrs_noise_attack, smoothed_pgd, smoothmix_path
 from smoothcert.training.config import ADVERSARIAL, REGULARIZED, TrainConfig
 from smoothcert.training.diagnostics import (EPOCH_STATS, TrainingDiverged, batch_stats, named_stats, refuse_non_finite,
                                              warn_of_divergence)
 from smoothcert.training.epoch_log import Board, read_log, write_log
-from smoothcert.training.field_objectives import consistency_loss, macer_loss, smoothmix_loss
+from smoothcert.training.field_objectives import catrs_loss, consistency_loss, macer_loss, smoothmix_loss
 from smoothcert.training.objectives import LossParts, regularized_risk
 from smoothcert.training.schedules import attack_radius, learning_rate_factor
+from smoothcert.training.soft_labels import read_votes
 
 
 class GlobalBatchSampler(Sampler[list[int]]):
@@ -88,23 +90,28 @@ def noise_for_step(config: TrainConfig, shape: tuple[int, ...], epoch: int, step
     rows = slice(env.rank * local, (env.rank + 1) * local)
     noise = torch.randn((config.batch_size, config.k, *shape), generator=generator, device=env.device)[rows]
     noise.mul_(config.sigma)
-    draw = mix = None
+    draw = extra = None
     if config.single_draw_per:
         draw = torch.randint(config.k, (config.batch_size,), generator=generator, device=env.device)[rows]
-    if config.method == "smoothmix":
-        mix = 0.5 * torch.rand((config.batch_size,), generator=generator, device=env.device)[rows]
-    return noise, draw, mix
+    if config.method == "smoothmix":  # the mixing weight of each example, U[0, 1/2]
+        extra = 0.5 * torch.rand((config.batch_size,), generator=generator, device=env.device)[rows]
+    if config.method == "catrs":  # uniforms whose count below the confidence c is K ~ Bin(k, c)
+        extra = torch.rand((config.batch_size, config.k), generator=generator, device=env.device)[rows]
+    return noise, draw, extra
 
 
 def training_step(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, noise: torch.Tensor,
                   draw: torch.Tensor | None, config: TrainConfig, attack_model: torch.nn.Module | None = None,
-                  epoch: int = 0, mix: torch.Tensor | None = None) -> LossParts:
+                  epoch: int = 0, extra: torch.Tensor | None = None, target: torch.Tensor | None = None) -> LossParts:
     """Loss of one batch of epoch ``epoch`` under ``config.method`` (backward not taken).
     ``attack_model`` is the module the attack differentiates (the unwrapped model under
     DistributedDataParallel); the attack maximizes the objective the loss uses, ADRE cap included.
-    ``mix`` holds SmoothMix's mixing weight of each example."""
+    ``extra`` holds the method's own draws (SmoothMix's mixing weights, CAT-RS's uniforms) and
+    ``target`` CAT-RS's smoothed predictions of the batch."""
     if config.method == "smoothmix":
-        return _smoothmix_step(model, attack_model or model, x, labels, noise, mix, config, epoch)
+        return _smoothmix_step(model, attack_model or model, x, labels, noise, extra, config, epoch)
+    if config.method == "catrs":
+        return _catrs_step(model, attack_model or model, x, labels, noise, extra, target, config)
     if config.method in ADVERSARIAL:
         attacked = attack_model or model
         attacked.eval()
@@ -132,6 +139,25 @@ def _smoothmix_step(model: torch.nn.Module, attacked: torch.nn.Module, x: torch.
     return smoothmix_loss(clean, mixed_logits, labels, mix, config.eta, warm_up)
 
 
+def _catrs_step(model: torch.nn.Module, attacked: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, noise: torch.Tensor,
+                uniforms: torch.Tensor, target: torch.Tensor, config: TrainConfig) -> LossParts:
+    """CAT-RS: the copies' confidence draws ``K``; the examples with ``K = k`` get their noise
+    attacked (in eval mode) and their high-confidence term
+    (:func:`~smoothcert.training.field_objectives.catrs_loss`)."""
+    batch, copies = noise.shape[:2]
+    logits = model((x.unsqueeze(1) + noise).flatten(0, 1)).view(batch, copies, -1)
+    confidence = (logits.detach().argmax(dim=-1) == labels.view(-1, 1)).float().mean(dim=1, keepdim=True)
+    kept = (uniforms < confidence).sum(dim=1)
+    confident = kept == copies
+    adversarial_logits = None
+    if bool(confident.any()):
+        attacked.eval()
+        attacked_noise = catrs_noise_attack(attacked, x, noise, target, config.eps, config.attack_steps)
+        attacked.train()
+        adversarial_logits = model((x.unsqueeze(1) + attacked_noise).flatten(0, 1)).view(batch, copies, -1)
+    return catrs_loss(logits, adversarial_logits, labels, target, kept, config.lam)
+
+
 def objective(logits: torch.Tensor, labels: torch.Tensor, draw: torch.Tensor | None, config: TrainConfig) -> LossParts:
     """The loss of ``config.method`` on the logits ``(B, k, C)`` of the noisy copies."""
     if config.method == "macer":
@@ -157,7 +183,7 @@ def noisy_test_accuracy(model: torch.nn.Module, dataset, config: TrainConfig, de
     return float(correct) / len(dataset)
 
 
-RESUMABLE_CHANGES = frozenset({"epochs", "out_dir", "data_dir", "workers", "device"})
+RESUMABLE_CHANGES = frozenset({"epochs", "out_dir", "data_dir", "workers", "device", "catrs_votes"})
 """Fields a resumed run may change: where things are, how many epochs in all (with the cosine
 schedule, the rate of the epochs still to come follows the new total)."""
 
@@ -197,6 +223,8 @@ class TrainingRun:
     sampler: GlobalBatchSampler
     loader: DataLoader
     test_set: Dataset | None
+    soft_labels: torch.Tensor | None
+    """CAT-RS's smoothed prediction of each training example, ``(N, C)``; None for other methods."""
     out_dir: Path
     start_epoch: int
     log_rows: list[dict[str, Any]]
@@ -230,9 +258,27 @@ def prepare_run(config: TrainConfig, env: Distributed, resume: bool) -> Training
     wrapped = model
     if env.world > 1:
         wrapped = torch.nn.parallel.DistributedDataParallel(model, device_ids=[env.device.index] if env.device.type == "cuda" else None)
+    soft_labels = None
+    if config.method == "catrs":
+        soft_labels = torch.as_tensor(read_votes(config.catrs_votes, config.dataset, len(train_set)), dtype=torch.float32, device=env.device)
     sampler = GlobalBatchSampler(len(train_set), config.batch_size, env.rank, env.world, config.seed)
-    loader = DataLoader(train_set, batch_sampler=sampler, num_workers=config.workers, pin_memory=env.device.type == "cuda")
-    return TrainingRun(config, env, info, model, wrapped, optimizer, scheduler, sampler, loader, test_set, out_dir, start_epoch, log_rows)
+    loader = DataLoader(WithIndex(train_set), batch_sampler=sampler, num_workers=config.workers, pin_memory=env.device.type == "cuda")
+    return TrainingRun(config, env, info, model, wrapped, optimizer, scheduler, sampler, loader, test_set, soft_labels, out_dir,
+                       start_epoch, log_rows)
+
+
+class WithIndex(Dataset):
+    """A dataset whose items carry their index: ``(x, label, index)``."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[Any, Any, int]:
+        x, label = self.dataset[index]
+        return x, label, index
 
 
 def train_one_epoch(run: TrainingRun, epoch: int, progress: bool) -> dict[str, float]:
@@ -244,10 +290,11 @@ def train_one_epoch(run: TrainingRun, epoch: int, progress: bool) -> dict[str, f
     sums = torch.zeros(len(EPOCH_STATS), device=env.device)
     bar = tqdm(run.loader, desc=f"{config.method} epoch {epoch + 1}/{config.epochs}", disable=None if progress and env.main else True,
                leave=False)
-    for step, (x, labels) in enumerate(bar):
+    for step, (x, labels, index) in enumerate(bar):
         x, labels = x.to(env.device, non_blocking=True), labels.to(env.device, non_blocking=True)
-        noise, draw, mix = noise_for_step(config, run.info.input_shape, epoch, step, env)
-        parts = training_step(run.wrapped, x, labels, noise, draw, config, attack_model=run.model, epoch=epoch, mix=mix)
+        noise, draw, extra = noise_for_step(config, run.info.input_shape, epoch, step, env)
+        target = run.soft_labels[index.to(env.device)] if run.soft_labels is not None else None
+        parts = training_step(run.wrapped, x, labels, noise, draw, config, attack_model=run.model, epoch=epoch, extra=extra, target=target)
         run.optimizer.zero_grad(set_to_none=True)
         parts.loss.backward()
         run.optimizer.step()
