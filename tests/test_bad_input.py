@@ -175,7 +175,7 @@ CASES = [
     ("train-smoothmix-warmup", FRESH + " --method smoothmix --k 2 --mix-warmup -1", "mix_warmup must be a non-negative integer, got -1"),
     ("train-smoothmix-eta", FRESH + " --method smoothmix --k 2 --eta -5", "eta must be a non-negative finite number, got -5.0"),
     ("train-catrs-no-votes", FRESH + " --method catrs --k 2 --lam 0.5 --eps 1", "method 'catrs' needs eps > 0 (the attack on the noise) and catrs_votes"),
-    ("train-catrs-eps", FRESH + " --method catrs --k 2 --lam 0.5 --catrs-votes {bad}/votes.tsv", "method 'catrs' needs eps > 0"),
+    ("train-catrs-eps", FRESH + " --method catrs --k 2 --lam 0.5 --eps 0 --catrs-votes {bad}/votes.tsv", "method 'catrs' needs eps > 0"),
     ("train-catrs-missing-votes", FRESH + " --method catrs --k 2 --lam 0.5 --eps 1 --catrs-votes {bad}/nowhere.tsv", "no votes file"),
     ("train-catrs-other-votes", FRESH + " --method catrs --k 2 --lam 0.5 --eps 1 --catrs-votes {bad}/cifar-votes.tsv",
      "holds votes on 'cifar10' (train split), not on the training split of 'mnist'"),

@@ -101,6 +101,18 @@ def test_presets_hold_the_papers_recipes():
         preset("mnist", learning_rate=0.1)
 
 
+def test_the_fields_methods_start_from_their_authors_hyper_parameters():
+    consistency = preset("cifar10", method="consistency", sigma=0.5)
+    assert (consistency.k, consistency.lam, consistency.eta, consistency.arch) == (2, 10.0, 0.5, "cifar_resnet110")
+    macer = preset("cifar10", method="macer", sigma=0.25, lam=3.0)  # what the user gives wins
+    assert (macer.k, macer.lam, macer.gamma, macer.beta) == (16, 3.0, 8.0, 16.0)
+    smoothmix = preset("cifar10", method="smoothmix", sigma=1.0)
+    assert (smoothmix.k, smoothmix.eta, smoothmix.mix_steps, smoothmix.mix_step_size) == (2, 5.0, 4, 2.0)
+    catrs = preset("cifar10", method="catrs", sigma=0.25)
+    assert (catrs.k, catrs.eps, catrs.attack_steps, catrs.lam) == (4, 1.0, 4, 0.5)
+    assert preset("cifar10", method="adre", sigma=0.25).k == TrainConfig().k  # the paper's methods: no such defaults
+
+
 def test_schedules():
     step = preset("cifar10")
     assert [learning_rate_factor(step, e) for e in (0, 49, 50, 100, 149)] == [1, 1, 0.1, pytest.approx(0.01), pytest.approx(0.01)]
