@@ -66,7 +66,7 @@ def test_cifar10_study_needs_its_folder(capsys):
 
 def test_a_finished_runs_record_keeps_what_it_computed_and_drops_where():
     from smoothcert.smoothing.certification import CertifySettings
-    from smoothcert.studies.reproduce import _record
+    from smoothcert.studies.finished_runs import _record
     from smoothcert.training.config import preset
 
     record = _record(preset("mnist", batch_size=50, out_dir="/somewhere"), CertifySettings(batch_size=300))
@@ -76,7 +76,7 @@ def test_a_finished_runs_record_keeps_what_it_computed_and_drops_where():
 
 def test_a_run_recorded_before_a_setting_existed_is_reused_and_one_that_differs_is_refused(tmp_path):
     from smoothcert.smoothing.certification import CertifySettings
-    from smoothcert.studies.reproduce import DONE, _finished, _record
+    from smoothcert.studies.finished_runs import DONE, _finished, _record
     from smoothcert.training.config import preset
 
     record = _record(preset("mnist", out_dir="/somewhere"), CertifySettings(method="both"))

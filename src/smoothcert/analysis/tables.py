@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR
 from typing import Sequence
@@ -45,7 +46,8 @@ def mean_row(name: str, summaries: Sequence[Summary]) -> Row:
 
 
 def _cell(value: float, spread: float | None, digits: int) -> str:
-    return f"{value:.{digits}f}" if spread is None else f"{value:.{digits}f} ± {spread:.{digits}f}"
+    """``value``, with ``± spread`` unless the spread is None or NaN (a column without one)."""
+    return f"{value:.{digits}f}" if spread is None or math.isnan(spread) else f"{value:.{digits}f} ± {spread:.{digits}f}"
 
 
 def render_markdown(columns: Sequence[str], rows: Sequence[Row], digits: int = 3) -> str:

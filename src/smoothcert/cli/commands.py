@@ -133,6 +133,20 @@ def reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def compare(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from smoothcert.studies.compare import comparison_plan, run_comparison
+
+    if args.dataset == "cifar10" and not args.data_dir:
+        raise ValueError("--dataset cifar10 reads CIFAR-10 from a folder: pass --data-dir (the folder holding cifar-10-batches-py)")
+    plan = replace(comparison_plan(args.quick), dataset=args.dataset)
+    out = args.out_dir or f"runs/compare-{args.dataset}" + ("-quick" if args.quick else "")
+    path = run_comparison(plan, out, progress=not args.quiet, data_dir=args.data_dir)
+    print(f"\n{path.read_text()}\nwrote {path}")
+    return 0
+
+
 def paper(args: argparse.Namespace) -> int:
     from smoothcert.analysis.report import analyze_files
     from smoothcert.analysis.tables import markdown_table
@@ -155,5 +169,5 @@ def paper(args: argparse.Namespace) -> int:
 
 
 RUN = {"demo": demo, "train": train, "certify": certify, "predict": predict, "votes": votes, "analyze": analyze,
-       "reproduce": reproduce, "paper": paper}
+       "reproduce": reproduce, "compare": compare, "paper": paper}
 """The function of each command."""

@@ -106,6 +106,15 @@ def _add_reproduce(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true")
 
 
+def _add_compare(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", choices=["mnist", "cifar10"], default="mnist",
+                        help="mnist: the embedded digits (default); cifar10: read from --data-dir")
+    parser.add_argument("--data-dir", help="the folder holding cifar-10-batches-py (with --dataset cifar10)")
+    parser.add_argument("--quick", action="store_true", help="a few minutes' version (one epoch, 50 test images, few votes)")
+    parser.add_argument("--out-dir", help="default: runs/compare-DATASET, with -quick appended for --quick")
+    parser.add_argument("--quiet", action="store_true")
+
+
 def _add_paper(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", choices=["cifar10", "imagenet"])
     parser.add_argument("--sigma", type=float, required=True)
@@ -125,6 +134,7 @@ COMMANDS = {
     "votes": ("the smoothed prediction (votes over n noisy copies) of every example of a split, for CAT-RS", _add_votes),
     "analyze": ("certified accuracy tables and curves from certification TSVs", _add_analyze),
     "reproduce": ("the study: Table 1 and Figures 1-2 analogs on the embedded MNIST digits or CIFAR-10", _add_reproduce),
+    "compare": ("the field's methods side by side at one sigma: certified accuracy, ACR, training time", _add_compare),
     "paper": ("train and certify one cell of the paper's Table 1 at full scale (GPU)", _add_paper),
 }
 """Each command: its one-line help and the function that adds its options."""

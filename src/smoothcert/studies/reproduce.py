@@ -10,9 +10,8 @@ finite leaves a ``diverged.txt`` and is reported as diverged.
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,13 +19,11 @@ import numpy as np
 
 from smoothcert.analysis.accuracy import TABLE_RADII, summarize
 from smoothcert.analysis.plots import PLOT_STEP, plot_curves
-from smoothcert.analysis.tables import Row, mean_row, render_latex, render_markdown, summary_values, table_columns
+from smoothcert.analysis.tables import Row, render_latex, render_markdown, summary_values, table_columns
 from smoothcert.smoothing.certification import CertifySettings
 from smoothcert.files.atomic import ensure_writable_folder, write_text_atomic
-from smoothcert.runs.pipeline import train_and_certify
-from smoothcert.training.config import ADRE_CAP, TrainConfig, preset
-from smoothcert.training.diagnostics import TrainingDiverged
-from smoothcert.files.tsv import read_results
+from smoothcert.training.config import ADRE_CAP, preset
+from smoothcert.studies.finished_runs import Cell, RunResult, aggregate, run_seed
 
 @dataclass
 class StudyPlan:
@@ -84,15 +81,6 @@ def study_plan(dataset: str, quick: bool) -> StudyPlan:
     return PLANS[dataset, quick]
 
 
-@dataclass
-class Cell:
-    """One trained configuration, over seeds: the rows it contributes to are named by ``label``."""
-
-    label: str
-    folder: str
-    config: Callable[[int, str], TrainConfig]
-
-
 def _cell(plan: StudyPlan, data_dir: str | None, label: str, folder: str, **settings: Any) -> Cell:
     """A cell trained with the dataset's preset, the plan's training settings and ``settings``."""
     common = dict(plan.train, data_dir=data_dir)
@@ -120,81 +108,6 @@ def _figure1_cells(plan: StudyPlan, data_dir: str | None) -> list[Cell]:
     return cells
 
 
-@dataclass
-class RunResult:
-    """One seed of a cell: its certification rows by algorithm, or why it has none."""
-
-    rows: dict[str, list[dict]] | None
-    diverged: str | None
-    seconds: float
-
-
-DONE = "done.json"
-"""The record a finished run leaves in its folder: its settings, its results files and its wall
-time. With it (and the results files) a run is complete without its checkpoint, so a study
-resumes from its small files alone."""
-PLACE_FIELDS = {"train": ("out_dir", "data_dir", "workers", "device"), "certify": ("batch_size",)}
-"""Settings that say where and how a run was computed, not what it computed: left out of the
-record, so that a study moved to another folder or machine reuses its finished runs."""
-
-
-def _record(config: TrainConfig, settings: CertifySettings) -> dict[str, Any]:
-    return {part: {k: v for k, v in asdict(value).items() if k not in PLACE_FIELDS[part]}
-            for part, value in (("train", config), ("certify", settings))}
-
-
-def _defaults(part: str) -> dict[str, Any]:
-    """The default of every setting of a record's ``part``: the value of a setting added since a
-    run was recorded."""
-    return {k: v for k, v in asdict(TrainConfig() if part == "train" else CertifySettings()).items() if k not in PLACE_FIELDS[part]}
-
-
-def _finished(out: Path, record: dict[str, Any]) -> RunResult | None:
-    """The results of a run finished earlier with the same settings (those it does not record:
-    their defaults), or None."""
-    path = out / DONE
-    if not path.is_file():
-        return None
-    done = json.loads(path.read_text())
-    if json.loads(json.dumps(record)) != json.loads(json.dumps({part: {**_defaults(part), **done.get(part, {})} for part in record})):
-        raise ValueError(f"{out} holds a run finished with other settings than this study's; move it away to run it again")
-    return RunResult({name: read_results(out / file) for name, file in done["results"].items()}, None, float(done["seconds"]))
-
-
-def _run(cell: Cell, seed: int, plan: StudyPlan, root: Path, progress: bool) -> RunResult:
-    """Train (or resume) one seed of a cell and certify the test subset with both algorithms."""
-    out = root / cell.folder / f"seed{seed}"
-    started = time.perf_counter()
-    marker = out / "diverged.txt"
-    if marker.is_file():
-        return RunResult(None, marker.read_text().strip(), 0.0)
-    settings = replace(plan.certify, seed=seed)
-    config = cell.config(seed, str(out))
-    record = _record(config, settings)
-    finished = _finished(out, record)
-    if finished is not None:
-        return finished
-    try:
-        paths = train_and_certify(config, settings, progress=progress)
-    except TrainingDiverged as error:
-        write_text_atomic(marker, f"{error}\n")
-        return RunResult(None, str(error), time.perf_counter() - started)
-    seconds = time.perf_counter() - started
-    write_text_atomic(out / DONE, json.dumps({**record, "results": {name: path.name for name, path in paths.items()},
-                                              "seconds": seconds}, indent=2) + "\n")
-    return RunResult({name: read_results(path) for name, path in paths.items()}, None, seconds)
-
-
-def _aggregate(name: str, results: list[RunResult], radii: tuple[float, ...], which: str = "certify") -> Row:
-    """Mean and standard deviation over the seeds that did not diverge."""
-    good = [summarize(r.rows[which], name, radii) for r in results if r.rows is not None]
-    diverged = len(results) - len(good)
-    name += f" ({diverged}/{len(results)} seeds diverged)" if diverged else ""
-    if not good:
-        return Row(name, np.full(len(radii) + 2, np.nan))
-    return mean_row(name, good)
-
-
 def _gain(name: str, results: list[RunResult], radii: tuple[float, ...]) -> Row:
     """T-CERTIFY minus CERTIFY per seed, mean and standard deviation."""
     good = [r.rows for r in results if r.rows is not None]
@@ -217,7 +130,7 @@ def run_study(plan: StudyPlan, out_dir: str | Path, progress: bool = True, log: 
 
     def run_cell(cell: Cell) -> list[RunResult]:
         if cell.folder not in results:
-            results[cell.folder] = [_run(cell, seed, plan, root, progress) for seed in plan.seeds]
+            results[cell.folder] = [run_seed(cell, seed, plan.certify, root, progress) for seed in plan.seeds]
             done = results[cell.folder]
             diverged = sum(r.diverged is not None for r in done)
             log(f"{cell.label}: {len(done)} seeds, {sum(r.seconds for r in done):.0f} s" + (f", {diverged} diverged" if diverged else ""))
@@ -228,7 +141,7 @@ def run_study(plan: StudyPlan, out_dir: str | Path, progress: bool = True, log: 
         written[f"{name}.tex"] = write_text_atomic(root / f"{name}.tex", render_latex(columns, rows) + "\n")
 
     def figure(name: str, curves: list[tuple[str, list[RunResult], str]], title: str) -> None:
-        rows = [_aggregate(label, runs, fine, which) for label, runs, which in curves]
+        rows = [aggregate(label, runs, fine, which) for label, runs, which in curves]
         count = len(fine)
         written[f"{name}.png"], written[f"{name}.pdf"] = plot_curves(
             [(row.name, np.array(fine), row.values[:count]) for row in rows], root / name, paired=True, title=title,
@@ -236,11 +149,11 @@ def run_study(plan: StudyPlan, out_dir: str | Path, progress: bool = True, log: 
 
     # Table 1 analog: Basic against ADRE_REG, capped and faithful
     table1 = _table1_cells(plan, data_dir)
-    table("table1", [_aggregate(cell.label, run_cell(cell), plan.radii) for sigma in plan.sigmas for cell in table1[sigma]])
+    table("table1", [aggregate(cell.label, run_cell(cell), plan.radii) for sigma in plan.sigmas for cell in table1[sigma]])
 
     # Figure 1 analog: ADRE_ADV (solid) against SmoothAdv (dashed)
     figure1 = _figure1_cells(plan, data_dir)
-    table("figure1", [_aggregate(cell.label, run_cell(cell), plan.radii) for cell in figure1])
+    table("figure1", [aggregate(cell.label, run_cell(cell), plan.radii) for cell in figure1])
     figure("figure1", [(cell.label, run_cell(cell), "certify") for cell in figure1], f"CERTIFY, sigma = {plan.adv_sigma:g}")
 
     # Figure 2 analog: T-CERTIFY (solid) against CERTIFY (dashed) on the same noise, one model
@@ -248,7 +161,7 @@ def run_study(plan: StudyPlan, out_dir: str | Path, progress: bool = True, log: 
     middle = plan.lams[len(plan.lams) // 2]
     chosen = [next(c for c in table1[sigma] if c.label.endswith(f"lam={middle:g} capped")) for sigma in plan.sigmas]
     curves = [(f"{cell.label}, {label}", run_cell(cell), which) for cell in chosen for label, which in (("T-CERTIFY", "tcertify"), ("CERTIFY", "certify"))]
-    table("figure2", [_aggregate(label, runs, plan.radii, which) for label, runs, which in curves])
+    table("figure2", [aggregate(label, runs, plan.radii, which) for label, runs, which in curves])
     figure("figure2", curves, "same noise samples")
     table("tcertify_gain", [_gain(f"{cell.label}: T-CERTIFY - CERTIFY", run_cell(cell), plan.radii)
                             for group in (*table1.values(), figure1) for cell in group if any(r.rows for r in run_cell(cell))])

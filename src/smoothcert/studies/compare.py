@@ -1,0 +1,122 @@
+"""The field's methods side by side: Basic, SmoothAdv, ADRE_REG (capped and faithful), MACER,
+Consistency, SmoothMix and CAT-RS trained at one sigma with the same data, epochs and seeds and
+certified with CERTIFY on the same test examples; one table of certified accuracy and ACR (mean
+± sd over seeds) with each method's training time per epoch relative to Basic.
+
+CAT-RS trains against the smoothed predictions of a Gaussian model at sigma = 0.25 (its authors'
+choice): the study trains that model (Basic, seed 0) and writes its votes on the training split
+first. Every run resumes and is reused from its small files (:mod:`smoothcert.studies.finished_runs`).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from smoothcert.analysis.tables import Row, render_markdown, table_columns
+from smoothcert.data import load_dataset
+from smoothcert.files.atomic import ensure_writable_folder, write_text_atomic
+from smoothcert.runs.votes import vote_dataset
+from smoothcert.smoothing.certification import CertifySettings
+from smoothcert.smoothing.checkpoint import load_smoothed
+from smoothcert.studies.finished_runs import Cell, aggregate, run_seed
+from smoothcert.training.config import ADRE_CAP, preset
+from smoothcert.training.loop import train
+from smoothcert.training.soft_labels import read_votes
+
+METHODS: dict[str, dict[str, Any]] = {
+    "Basic": dict(method="basic"),
+    "SmoothAdv": dict(method="smoothadv", k=2, eps=0.5, attack_steps=2),
+    "ADRE_REG capped": dict(method="adre", k=4, lam=0.2, single_draw_per=True, adre_cap=ADRE_CAP),
+    "ADRE_REG faithful": dict(method="adre", k=4, lam=0.2, single_draw_per=True),
+    "MACER": dict(method="macer"),
+    "Consistency": dict(method="consistency"),
+    "SmoothMix": dict(method="smoothmix"),
+    "CAT-RS": dict(method="catrs"),
+}
+"""Each method's settings beyond the preset; the field's methods take their authors' defaults
+(:func:`smoothcert.training.config.method_defaults`)."""
+
+
+@dataclass
+class ComparePlan:
+    """The comparison: the methods (names of :data:`METHODS`) at ``sigma`` over ``seeds``, the
+    :class:`~smoothcert.training.config.TrainConfig` fields they share (``train``), how every run
+    is certified, and CAT-RS's Gaussian model and votes."""
+
+    dataset: str = "mnist"
+    sigma: float = 0.5
+    seeds: tuple[int, ...] = (0, 1)
+    train: dict[str, Any] = field(default_factory=lambda: dict(epochs=15))
+    certify: CertifySettings = field(default_factory=lambda: CertifySettings(n0=100, n=1000, alpha=0.001, batch_size=300,
+                                                                             method="certify", skip=5))
+    methods: tuple[str, ...] = tuple(METHODS)
+    votes_sigma: float = 0.25
+    votes_n: int = 10_000
+    radii: tuple[float, ...] = tuple(round(0.25 * i, 2) for i in range(6))
+
+
+QUICK = ComparePlan(train=dict(epochs=1), certify=CertifySettings(n0=50, n=200, alpha=0.001, batch_size=250, method="certify", skip=20,
+                                                                  max_count=50), votes_n=50)
+"""A few minutes' version: one epoch, 50 test digits, n = 200, 50 votes per training digit."""
+
+
+def _votes(plan: ComparePlan, root: Path, data_dir: str | None, progress: bool) -> Path:
+    """The Gaussian model at ``votes_sigma`` and its votes on the training split (resumed)."""
+    out = root / f"gaussian-s{plan.votes_sigma:g}"
+    path = out / "votes.tsv"
+    size = len(load_dataset(plan.dataset, "train", data_dir))
+    try:
+        read_votes(path, plan.dataset, size)
+        return path  # complete: the model is not needed again
+    except (FileNotFoundError, ValueError):
+        pass
+    config = preset(plan.dataset, method="basic", sigma=plan.votes_sigma, seed=0, out_dir=str(out), data_dir=data_dir, **plan.train)
+    checkpoint = train(config, resume=(out / "checkpoint.pt").is_file(), progress=progress)
+    smoothed, _ = load_smoothed(checkpoint)
+    metadata = dict(dataset=plan.dataset, split="train", checkpoint=str(checkpoint))
+    return vote_dataset(smoothed, load_dataset(plan.dataset, "train", data_dir), path, plan.votes_n, plan.certify.batch_size,
+                        progress=progress, metadata=metadata, resume=path.is_file())
+
+
+def _seconds_per_epoch(folder: Path) -> float:
+    """The mean training time per epoch over the seeds' ``log.csv``."""
+    times = []
+    for seed_dir in sorted(folder.glob("seed*")):
+        with (seed_dir / "log.csv").open() as handle:
+            times += [float(row["seconds"]) for row in csv.DictReader(handle)]
+    return float(np.mean(times)) if times else float("nan")
+
+
+def run_comparison(plan: ComparePlan, out_dir: str | Path, progress: bool = True, log: Callable[[str], None] = print,
+                   data_dir: str | None = None) -> Path:
+    """Run (or resume) the comparison and write ``compare.md`` to ``out_dir``; returns its path."""
+    root = ensure_writable_folder(out_dir)
+    extra = dict(votes=str(_votes(plan, root, data_dir, progress))) if "CAT-RS" in plan.methods else {}
+    rows, per_epoch = [], {}
+    for name in plan.methods:
+        settings = dict(plan.train, **METHODS[name], sigma=plan.sigma, data_dir=data_dir)
+        if name == "CAT-RS":
+            settings["catrs_votes"] = extra["votes"]
+        folder = name.lower().replace(" ", "-").replace("_", "")
+        cell = Cell(name, folder, lambda seed, out, s=settings: preset(plan.dataset, seed=seed, out_dir=out, **s))
+        runs = [run_seed(cell, seed, plan.certify, root, progress) for seed in plan.seeds]
+        rows.append(aggregate(name, runs, plan.radii))
+        per_epoch[name] = _seconds_per_epoch(root / folder)
+        log(f"{name}: {len(runs)} seeds, {per_epoch[name]:.1f} s per epoch")
+    basic = per_epoch.get("Basic", float("nan"))
+    columns = [*table_columns(plan.radii), "time / epoch vs Basic"]
+    table = [Row(r.name, np.append(r.values, per_epoch[name] / basic),
+                 None if r.spread is None else np.append(r.spread, np.nan)) for r, name in zip(rows, plan.methods)]
+    return write_text_atomic(root / "compare.md", render_markdown(columns, table) + "\n")
+
+
+def comparison_plan(quick: bool) -> ComparePlan:
+    """The full plan or :data:`QUICK`."""
+    return QUICK if quick else ComparePlan()
+
+

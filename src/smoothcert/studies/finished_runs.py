@@ -1,0 +1,107 @@
+"""A study's runs: each seed of each cell is trained and certified once, and leaves a
+``done.json`` (its settings, results files and wall time) with which the run is complete without
+its checkpoint; a study resumes from these small files alone, on another folder or machine."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from smoothcert.analysis.accuracy import summarize
+from smoothcert.analysis.tables import Row, mean_row
+from smoothcert.files.atomic import write_text_atomic
+from smoothcert.files.tsv import read_results
+from smoothcert.runs.pipeline import train_and_certify
+from smoothcert.smoothing.certification import CertifySettings
+from smoothcert.training.config import TrainConfig
+from smoothcert.training.diagnostics import TrainingDiverged
+
+
+@dataclass
+class Cell:
+    """One trained configuration, over seeds: the rows it contributes to are named by ``label``."""
+
+    label: str
+    folder: str
+    config: Callable[[int, str], TrainConfig]
+
+
+@dataclass
+class RunResult:
+    """One seed of a cell: its certification rows by algorithm, or why it has none."""
+
+    rows: dict[str, list[dict]] | None
+    diverged: str | None
+    seconds: float
+
+
+DONE = "done.json"
+"""The record a finished run leaves in its folder: its settings, its results files and its wall
+time. With it (and the results files) a run is complete without its checkpoint, so a study
+resumes from its small files alone."""
+PLACE_FIELDS = {"train": ("out_dir", "data_dir", "workers", "device"), "certify": ("batch_size",)}
+"""Settings that say where and how a run was computed, not what it computed: left out of the
+record, so that a study moved to another folder or machine reuses its finished runs."""
+
+
+def _record(config: TrainConfig, settings: CertifySettings) -> dict[str, Any]:
+    return {part: {k: v for k, v in asdict(value).items() if k not in PLACE_FIELDS[part]}
+            for part, value in (("train", config), ("certify", settings))}
+
+
+def _defaults(part: str) -> dict[str, Any]:
+    """The default of every setting of a record's ``part``: the value of a setting added since a
+    run was recorded."""
+    return {k: v for k, v in asdict(TrainConfig() if part == "train" else CertifySettings()).items() if k not in PLACE_FIELDS[part]}
+
+
+def _finished(out: Path, record: dict[str, Any]) -> RunResult | None:
+    """The results of a run finished earlier with the same settings (those it does not record:
+    their defaults), or None."""
+    path = out / DONE
+    if not path.is_file():
+        return None
+    done = json.loads(path.read_text())
+    if json.loads(json.dumps(record)) != json.loads(json.dumps({part: {**_defaults(part), **done.get(part, {})} for part in record})):
+        raise ValueError(f"{out} holds a run finished with other settings than this study's; move it away to run it again")
+    return RunResult({name: read_results(out / file) for name, file in done["results"].items()}, None, float(done["seconds"]))
+
+
+def run_seed(cell: Cell, seed: int, certify: CertifySettings, root: Path, progress: bool) -> RunResult:
+    """Train (or resume) one seed of a cell and certify the test subset with ``certify`` (its seed:
+    the training seed), or read the run back from its small files when it finished earlier."""
+    out = root / cell.folder / f"seed{seed}"
+    started = time.perf_counter()
+    marker = out / "diverged.txt"
+    if marker.is_file():
+        return RunResult(None, marker.read_text().strip(), 0.0)
+    settings = replace(certify, seed=seed)
+    config = cell.config(seed, str(out))
+    record = _record(config, settings)
+    finished = _finished(out, record)
+    if finished is not None:
+        return finished
+    try:
+        paths = train_and_certify(config, settings, progress=progress)
+    except TrainingDiverged as error:
+        write_text_atomic(marker, f"{error}\n")
+        return RunResult(None, str(error), time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    write_text_atomic(out / DONE, json.dumps({**record, "results": {name: path.name for name, path in paths.items()},
+                                              "seconds": seconds}, indent=2) + "\n")
+    return RunResult({name: read_results(path) for name, path in paths.items()}, None, seconds)
+
+
+def aggregate(name: str, results: list[RunResult], radii: tuple[float, ...], which: str = "certify") -> Row:
+    """Mean and standard deviation over the seeds that did not diverge."""
+    good = [summarize(r.rows[which], name, radii) for r in results if r.rows is not None]
+    diverged = len(results) - len(good)
+    name += f" ({diverged}/{len(results)} seeds diverged)" if diverged else ""
+    if not good:
+        return Row(name, np.full(len(radii) + 2, np.nan))
+    return mean_row(name, good)
