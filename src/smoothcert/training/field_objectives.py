@@ -39,13 +39,6 @@ ENTROPY_FLOOR = 1e-20
 """``pbar`` is clamped below at this value inside the logarithm of Consistency's entropy."""
 
 
-def _parts(loss_per_example: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, l_per: torch.Tensor) -> LossParts:
-    """The batch mean of ``loss_per_example`` and the diagnostics every objective reports."""
-    hits = (logits.detach().argmax(dim=-1) == labels.view(-1, 1)).float()
-    return LossParts(loss=loss_per_example.mean(), l_per=l_per.detach(), l_adre=torch.zeros_like(l_per), correct=hits.mean(dim=1),
-                     all_correct=hits.amin(dim=1), max_logit=logits.detach().flatten(1).amax(dim=1))
-
-
 def macer_margin(logits: torch.Tensor, labels: torch.Tensor, beta: float, gamma: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Per example, ``xi = Phi^-1(qbar_(1)) - Phi^-1(qbar_(2))`` of the beta-tempered score and the
     mask of the examples MACER's robustness term counts: ``qbar`` ranks ``y`` first, ``xi`` is
@@ -74,7 +67,7 @@ def macer_loss(logits: torch.Tensor, labels: torch.Tensor, sigma: float, lam: fl
     classification = -torch.log(pbar.gather(1, labels.view(-1, 1)).squeeze(1) + PBAR_FLOOR)
     xi, counted = macer_margin(logits, labels, beta, gamma)
     robustness = torch.where(counted, sigma / 2 * (gamma - xi), torch.zeros_like(xi))
-    return _parts(classification + lam * robustness, logits, labels, classification)
+    return LossParts.of(classification + lam * robustness, logits, labels, classification)
 
 
 def consistency_loss(logits: torch.Tensor, labels: torch.Tensor, lam: float, eta: float = 0.5) -> LossParts:
@@ -89,7 +82,7 @@ def consistency_loss(logits: torch.Tensor, labels: torch.Tensor, lam: float, eta
     kl = (pbar.unsqueeze(1) * (log_pbar.unsqueeze(1) - log_s)).sum(dim=-1).mean(dim=1)
     entropy = -(pbar * log_pbar).sum(dim=-1)
     cross_entropy = perturbed_risk(logits, labels)
-    return _parts(cross_entropy + lam * kl + eta * entropy, logits, labels, cross_entropy)
+    return LossParts.of(cross_entropy + lam * kl + eta * entropy, logits, labels, cross_entropy)
 
 
 def smoothmix_loss(clean_logits: torch.Tensor, mix_logits: torch.Tensor, labels: torch.Tensor, mix_weight: torch.Tensor, eta: float,
@@ -109,7 +102,7 @@ def smoothmix_loss(clean_logits: torch.Tensor, mix_logits: torch.Tensor, labels:
     kl = (target.unsqueeze(1) * (torch.log(target).unsqueeze(1) - log_mix)).sum(dim=-1).mean(dim=1)
     counted = (pbar.argmax(dim=1) == labels).to(kl.dtype)
     cross_entropy = perturbed_risk(clean_logits, labels)
-    return _parts(cross_entropy + eta * warm_up * counted * kl, clean_logits, labels, cross_entropy)
+    return LossParts.of(cross_entropy + eta * warm_up * counted * kl, clean_logits, labels, cross_entropy)
 
 
 def catrs_low_confidence(logits: torch.Tensor, labels: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
@@ -142,7 +135,7 @@ def catrs_loss(logits: torch.Tensor, adversarial_logits: torch.Tensor | None, la
     loss = low
     if adversarial_logits is not None and lam:
         loss = low + lam * torch.where(confident, catrs_high_confidence(adversarial_logits, target), torch.zeros_like(low))
-    return _parts(loss, logits, labels, perturbed_risk(logits, labels))
+    return LossParts.of(loss, logits, labels, perturbed_risk(logits, labels))
 
 
 __all__ = ["macer_loss", "consistency_loss", "macer_margin", "smoothmix_loss", "catrs_loss", "catrs_low_confidence",

@@ -37,6 +37,15 @@ class LossParts:
     max_logit: torch.Tensor
     """The largest logit over the example's copies and classes: the scale the runaway grows."""
 
+    @classmethod
+    def of(cls, loss_per_example: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, l_per: torch.Tensor,
+           l_adre: torch.Tensor | None = None) -> "LossParts":
+        """The batch mean of ``loss_per_example`` with the diagnostics every objective reports."""
+        hits = (logits.detach().argmax(dim=-1) == labels.view(-1, 1)).float()
+        return cls(loss=loss_per_example.mean(), l_per=l_per.detach(),
+                   l_adre=torch.zeros_like(l_per) if l_adre is None else l_adre.detach(), correct=hits.mean(dim=1),
+                   all_correct=hits.amin(dim=1), max_logit=logits.detach().flatten(1).amax(dim=1))
+
 
 def check_logits(logits: torch.Tensor, labels: torch.Tensor) -> None:
     """Refuse logits not of shape ``(B, k, C)`` or labels not of shape ``(B,)``."""
@@ -84,12 +93,7 @@ def regularized_risk(
     """Eq. 5-6 on a batch: ``mean_i (l_per_i - lam * l_adre_i)``. With ``lam = 0`` and one copy
     it is Basic Gaussian augmentation (Cohen et al.)."""
     l_per = perturbed_risk(logits, labels, single_draw, label_smoothing)
-    if lam:
-        l_adre = adre_term(smoothed_log_probs(logits), labels, adre_cap)
-        loss = (l_per - lam * l_adre).mean()
-    else:
-        l_adre = torch.zeros_like(l_per)
-        loss = l_per.mean()
-    hits = (logits.detach().argmax(dim=-1) == labels.view(-1, 1)).float()
-    return LossParts(loss=loss, l_per=l_per.detach(), l_adre=l_adre.detach(), correct=hits.mean(dim=1),
-                     all_correct=hits.amin(dim=1), max_logit=logits.detach().flatten(1).amax(dim=1))
+    if not lam:
+        return LossParts.of(l_per, logits, labels, l_per)
+    l_adre = adre_term(smoothed_log_probs(logits), labels, adre_cap)
+    return LossParts.of(l_per - lam * l_adre, logits, labels, l_per, l_adre)
