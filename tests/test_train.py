@@ -64,6 +64,25 @@ def test_adre_with_lambda_zero_and_one_copy_is_basic():
     assert float(basic.loss.detach()) == pytest.approx(float(direct.detach()), rel=1e-6)
 
 
+def test_consistency_with_eps_is_its_smoothadv_variant():
+    torch.manual_seed(0)
+    from smoothcert.models import build_model
+    from smoothcert.training.attacks import smoothed_pgd
+    from smoothcert.training.field_objectives import consistency_loss
+
+    model = build_model("small_cnn", 10, (0.13,), (0.31,)).eval()
+    x, labels = torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    noise = 0.25 * torch.randn(8, 2, 1, 28, 28)
+    config = TrainConfig(method="consistency", k=2, lam=10.0, eps=0.5, attack_steps=2)
+    variant = training_step(model, x, labels, noise, None, config)
+    plain = training_step(model, x, labels, noise, None, TrainConfig(method="consistency", k=2, lam=10.0))
+    adversarial = smoothed_pgd(model, x, labels, noise, 0.5, 2)  # -log pbar[y] with the training noise
+    logits = model((adversarial.unsqueeze(1) + noise).flatten(0, 1)).view(8, 2, -1)
+    expected = consistency_loss(logits, labels, 10.0).loss.detach()
+    assert float(variant.loss.detach()) == pytest.approx(float(expected), rel=1e-6)
+    assert float(variant.loss.detach()) > float(plain.loss.detach())  # the attack raises the loss
+
+
 @pytest.mark.parametrize("method", [dict(), dict(method="macer", k=2, lam=4.0), dict(method="consistency", k=2, lam=10.0),
                                     dict(method="smoothmix", k=2, eta=5.0, mix_steps=2)])
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, method):

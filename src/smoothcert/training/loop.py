@@ -8,7 +8,7 @@ method           inputs of the loss                    loss
 ``smoothadv``    ``x_adv + delta_j``, eq. 12, 0        ``l_per`` (Salman et al.)
 ``adre_adv``     ``x_adv + delta_j``, eq. 12-13        ``l_per - lam * l_adre``
 ``macer``        ``x + delta_j``                       MACER (Zhai et al.), :mod:`~smoothcert.training.field_objectives`
-``consistency``  ``x + delta_j``                       Consistency (Jeong & Shin), same module
+``consistency``  ``x + delta_j``, ``x_adv`` if eps > 0  Consistency (Jeong & Shin), same module
 ``smoothmix``    ``x + delta_j``, ``x_mix + delta_j``  SmoothMix (Jeong et al.), same module
 ``catrs``        ``x + delta_j``, ``x + delta*_j``     CAT-RS (Jeong et al.), same module
 ===============  ====================================  =================================================================
@@ -112,7 +112,7 @@ def training_step(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor,
         return _smoothmix_step(model, attack_model or model, x, labels, noise, extra, config, epoch)
     if config.method == "catrs":
         return _catrs_step(model, attack_model or model, x, labels, noise, extra, target, config)
-    if config.method in ADVERSARIAL:
+    if config.method in ADVERSARIAL or (config.method == "consistency" and config.eps > 0):  # Consistency's SmoothAdv variant
         attacked = attack_model or model
         attacked.eval()
         lam = config.lam if config.method in REGULARIZED else 0.0
