@@ -11,7 +11,7 @@ import smoothcert
 
 PACKAGE = Path(smoothcert.__file__).parent
 FLOORS = {"validators": 0, "statistics": 1, "files": 1, "analysis": 2, "data": 2, "runtime": 2, "models": 3, "smoothing": 4,
-          "training": 5, "runs": 6, "studies": 7, "cli": 8}
+          "training": 5, "losses": 5.5, "runs": 6, "studies": 7, "cli": 8}
 """The floor of each part of the package (docs/architecture.md); a part imports only lower floors."""
 
 

@@ -209,3 +209,12 @@ def test_catrs_noise_attack_raises_the_divergence_and_keeps_each_copys_mean_and_
     divergence = lambda n: catrs_high_confidence(model((x.unsqueeze(1) + n).flatten(0, 1)).view(4, 2, -1), target)
     assert torch.all(divergence(attacked) > divergence(noise))
     assert all(p.grad is None and p.requires_grad for p in model.parameters())
+
+
+def test_the_objectives_answer_to_the_names_of_the_api(batch):
+    import smoothcert
+    from smoothcert import losses
+
+    logits, labels = batch
+    assert float(losses.macer_loss(logits, labels, 0.5, 4.0, gamma=8.0, beta=16.0).loss) == float(macer_loss(logits, labels, 0.5, 4.0).loss)
+    assert float(losses.consistency_loss(logits, labels, 10.0, eta=0.5).loss) == float(smoothcert.consistency_loss(logits, labels, 10.0).loss)
