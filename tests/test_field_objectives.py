@@ -61,19 +61,23 @@ def test_consistency_matches_a_direct_computation(batch, lam, eta):
     assert float(consistency_loss(logits, labels, lam, eta).loss) == pytest.approx(consistency_direct(logits, labels, lam, eta), rel=1e-9)
 
 
+def assert_gradient_matches_finite_differences(objective, variable, seed, probes=8):
+    """``variable.grad`` after ``objective(variable).backward()`` against central differences."""
+    objective(variable).backward()
+    rng = np.random.default_rng(seed)
+    for _ in range(probes):
+        index = tuple(int(rng.integers(n)) for n in variable.shape)
+        step = torch.zeros_like(variable)
+        step[index] = 1e-6
+        with torch.no_grad():
+            numeric = (objective(variable + step) - objective(variable - step)) / 2e-6
+        assert float(variable.grad[index]) == pytest.approx(float(numeric), rel=1e-4, abs=1e-8)
+
+
 @pytest.mark.parametrize("objective", [lambda z, y: macer_loss(z, y, 0.5, 4.0).loss, lambda z, y: consistency_loss(z, y, 10.0).loss])
 def test_gradients_match_finite_differences(batch, objective):
     logits, labels = batch
-    logits = logits.clone().requires_grad_(True)
-    objective(logits, labels).backward()
-    rng = np.random.default_rng(0)
-    for _ in range(8):
-        index = tuple(int(rng.integers(n)) for n in logits.shape)
-        step = torch.zeros_like(logits)
-        step[index] = 1e-6
-        with torch.no_grad():
-            numeric = (objective(logits + step, labels) - objective(logits - step, labels)) / 2e-6
-        assert float(logits.grad[index]) == pytest.approx(float(numeric), rel=1e-4, abs=1e-8)
+    assert_gradient_matches_finite_differences(lambda z: objective(z, labels), logits.clone().requires_grad_(True), seed=0)
 
 
 def test_macer_counts_no_robustness_where_no_example_is_ranked_correct(batch):
@@ -148,20 +152,10 @@ def test_smoothmix_matches_a_direct_computation(batch, eta, warm):
 
 def test_smoothmix_gradient_matches_finite_differences(batch):
     logits, labels = batch
-    labels = softmax(logits.numpy(), -1).mean(1).argmax(1)  # every example counted
-    labels = torch.as_tensor(labels)
-    mixed = (logits.flip(0) * 0.7).clone().requires_grad_(True)
+    labels = torch.as_tensor(softmax(logits.numpy(), -1).mean(1).argmax(1))  # every example counted
     weights = torch.full((len(labels),), 0.25, dtype=torch.float64)
-    smoothmix_loss(logits, mixed, labels, weights, 5.0).loss.backward()
-    rng = np.random.default_rng(1)
-    for _ in range(6):
-        index = tuple(int(rng.integers(n)) for n in mixed.shape)
-        step = torch.zeros_like(mixed)
-        step[index] = 1e-6
-        with torch.no_grad():
-            up = smoothmix_loss(logits, mixed + step, labels, weights, 5.0).loss
-            down = smoothmix_loss(logits, mixed - step, labels, weights, 5.0).loss
-        assert float(mixed.grad[index]) == pytest.approx(float((up - down) / 2e-6), rel=1e-4, abs=1e-8)
+    assert_gradient_matches_finite_differences(lambda mixed: smoothmix_loss(logits, mixed, labels, weights, 5.0).loss,
+                                               (logits.flip(0) * 0.7).clone().requires_grad_(True), seed=1, probes=6)
 
 
 def test_smoothmix_path_ascends_in_steps_of_alpha_inside_the_pixel_box():

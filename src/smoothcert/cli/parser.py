@@ -97,22 +97,23 @@ def _add_analyze(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rho", type=float, default=0.001, help="the lower bound holds with probability 1 - rho")
 
 
-def _add_reproduce(parser: argparse.ArgumentParser) -> None:
+def _add_study(parser: argparse.ArgumentParser, quick: str, out_dir: str) -> None:
+    """The options of a study command: dataset and folder, ``--quick``, where its runs go."""
     parser.add_argument("--dataset", choices=["mnist", "cifar10"], default="mnist",
                         help="mnist: the embedded digits, small CNN (default); cifar10: read from --data-dir, ResNet-20")
     parser.add_argument("--data-dir", help="the folder holding cifar-10-batches-py (with --dataset cifar10)")
-    parser.add_argument("--quick", action="store_true", help="a few minutes' version of the study (fewer cells, seeds, samples)")
-    parser.add_argument("--out-dir", help="default: runs/reproduce (mnist) or runs/reproduce-cifar10, with -quick appended for --quick")
+    parser.add_argument("--quick", action="store_true", help=quick)
+    parser.add_argument("--out-dir", help=f"default: {out_dir}, with -quick appended for --quick")
     parser.add_argument("--quiet", action="store_true")
+
+
+def _add_reproduce(parser: argparse.ArgumentParser) -> None:
+    _add_study(parser, "a few minutes' version of the study (fewer cells, seeds, samples)",
+               "runs/reproduce (mnist) or runs/reproduce-cifar10")
 
 
 def _add_compare(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", choices=["mnist", "cifar10"], default="mnist",
-                        help="mnist: the embedded digits (default); cifar10: read from --data-dir")
-    parser.add_argument("--data-dir", help="the folder holding cifar-10-batches-py (with --dataset cifar10)")
-    parser.add_argument("--quick", action="store_true", help="a few minutes' version (one epoch, 50 test images, few votes)")
-    parser.add_argument("--out-dir", help="default: runs/compare-DATASET, with -quick appended for --quick")
-    parser.add_argument("--quiet", action="store_true")
+    _add_study(parser, "a few minutes' version (one epoch, 50 test images, few votes)", "runs/compare-DATASET")
 
 
 def _add_paper(parser: argparse.ArgumentParser) -> None:
