@@ -6,6 +6,7 @@ logit, ``l_adre``, accuracy under noise).
     python studies/adre_divergence.py --out runs/divergence-mnist              # embedded digits
     python studies/adre_divergence.py --out runs/divergence-cifar10 --dataset cifar10 --data-dir DATA \\
         --archs cifar_resnet20 --epochs 60 --lr-step 20
+    python studies/adre_divergence.py --out runs/control-mnist --lam 0      # the control: l_per alone
 
 Every run lives in ``OUT/<cell>/seed<s>`` (``log.csv`` per epoch, checkpoint); a finished run is
 read back, an unfinished one resumed. Printed and written to ``OUT/summary.md``: one row per run.
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace, arch: str, weight_decay: float, schedule: str,
     name = f"{arch}-wd{weight_decay:g}-{schedule}"
     out = Path(args.out) / name / f"seed{seed}"
     lr_step = args.lr_step if schedule == "step" else args.epochs
-    config = preset(args.dataset, arch=arch, method="adre", sigma=args.sigma, k=args.k, lam=args.lam, single_draw_per=True,
+    config = preset(args.dataset, arch=arch, method="adre" if args.lam else "basic", sigma=args.sigma, k=args.k, lam=args.lam, single_draw_per=True,
                     epochs=args.epochs, lr_step=lr_step, weight_decay=weight_decay, seed=seed, data_dir=args.data_dir,
                     workers=0, out_dir=str(out))
     diverged = False
@@ -61,7 +62,7 @@ def main() -> None:
     parser.add_argument("--schedules", nargs="+", default=["step", "constant"], choices=["step", "constant"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--sigma", type=float, default=0.25)
-    parser.add_argument("--lam", type=float, default=0.2)
+    parser.add_argument("--lam", type=float, default=0.2, help="0 trains the control: the same l_per without the ADRE term")
     parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--lr-step", type=int, default=10)

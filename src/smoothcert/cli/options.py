@@ -4,6 +4,7 @@ a field's flags, type, choices, default and help text are those it declares, nev
 from __future__ import annotations
 
 import argparse
+import collections.abc
 import dataclasses
 import types
 import typing
@@ -14,7 +15,7 @@ def _kind(annotation: Any) -> tuple[type, bool]:
     """The element type of a field's annotation, and whether it takes several values."""
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
-    if typing.get_origin(annotation) in (Sequence, tuple, list, typing.get_origin(Sequence[float])):
+    if typing.get_origin(annotation) in (collections.abc.Sequence, tuple, list):
         return typing.get_args(annotation)[0], True
     return annotation, False
 
