@@ -48,6 +48,20 @@ def test_single_draw_variant_and_cap(batch):
     assert float(parts.l_adre.max()) <= 1.5
 
 
+@pytest.mark.parametrize("cap", [None, 0.5, 1.1, 50.0])
+def test_the_parts_mark_where_the_cap_was_active(batch, cap):
+    logits, labels = batch
+    parts = regularized_risk(logits, labels, 0.3, adre_cap=cap)
+    expected = []
+    for i in range(len(labels)):  # the uncapped l_adre, with probabilities
+        g = F.softmax(logits[i], -1).mean(0)
+        wrong = max((c for c in range(6) if c != int(labels[i])), key=lambda c: float(g[c]))
+        expected.append(1.0 if cap is not None and -math.log(float(g[wrong])) > cap else 0.0)
+    assert parts.capped.tolist() == expected
+    if cap == 1.1:
+        assert 0 < sum(expected) < len(expected)  # the batch has examples on both sides of this cap
+
+
 def test_smoothed_log_probs_is_the_log_of_the_mean_softmax(batch):
     logits, _ = batch
     torch.testing.assert_close(smoothed_log_probs(logits).exp(), F.softmax(logits, -1).mean(1))

@@ -92,3 +92,30 @@ def test_a_run_recorded_before_a_setting_existed_is_reused_and_one_that_differs_
     (run / DONE).write_text(json.dumps({**older, "results": {"certify": "cert.tsv"}, "seconds": 3.0}))
     with pytest.raises(ValueError, match="other settings"):
         _finished(run, record)
+
+
+def test_a_faithful_run_is_its_capped_twin_when_the_cap_never_bound(tmp_path):
+    from smoothcert.smoothing.certification import CertifySettings
+    from smoothcert.studies.finished_runs import Cell, run_seed
+    from smoothcert.training.config import preset
+
+    def cell(name, cap, twin=None, lam=0.1):
+        settings = dict(method="adre", k=2, lam=lam, single_draw_per=True, batch_size=200, epochs=1, adre_cap=cap)
+        return Cell(name, name, lambda seed, out: preset("mnist", seed=seed, out_dir=out, **settings), twin)
+
+    certify = CertifySettings(n0=20, n=60, alpha=0.01, batch_size=60, method="both", max_count=4)
+    capped = run_seed(cell("capped", 50.0), 0, certify, tmp_path, progress=False)
+    faithful = run_seed(cell("faithful", None, "capped"), 0, certify, tmp_path, progress=False)
+    assert faithful.same_as == "capped/seed0" and faithful.rows == capped.rows
+    assert not (tmp_path / "faithful" / "seed0" / "checkpoint.pt").exists()  # not trained
+    assert (tmp_path / "faithful" / "seed0" / "log.csv").read_text() == (tmp_path / "capped" / "seed0" / "log.csv").read_text()
+    assert run_seed(cell("faithful", None, "capped"), 0, certify, tmp_path, progress=False).same_as == "capped/seed0"
+    # a twin whose cap bound, or one that differs in another setting, does not stand in: the run trains
+    run_seed(cell("tight", 0.5), 0, certify, tmp_path, progress=False)
+    bound = run_seed(cell("after-tight", None, "tight"), 0, certify, tmp_path, progress=False)
+    assert bound.same_as is None and (tmp_path / "after-tight" / "seed0" / "checkpoint.pt").is_file()
+    untimed = [{name: [{k: v for k, v in row.items() if k != "time"} for row in rows] for name, rows in run.rows.items()}
+               for run in (bound, capped)]
+    assert untimed[0] == untimed[1]  # the faithful objective trained again: the loose twin's steps, recomputed
+    other = run_seed(cell("other-lam", None, "capped", lam=0.2), 0, certify, tmp_path, progress=False)
+    assert other.same_as is None and (tmp_path / "other-lam" / "seed0" / "checkpoint.pt").is_file()

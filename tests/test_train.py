@@ -50,6 +50,18 @@ def test_every_method_trains_and_checkpoints(tmp_path, overrides):
     assert 0 < float(log["all_correct"]) <= float(log["train_noisy_acc"]) and float(log["max_logit"]) > 0
 
 
+def test_a_capped_run_whose_cap_never_bound_took_the_faithful_runs_steps(tmp_path):
+    common = dict(method="adre", k=2, lam=0.1, single_draw_per=True, batch_size=200)
+    faithful = load_checkpoint(train(quick(tmp_path, "faithful", **common), progress=False))["state_dict"]
+    loose = load_checkpoint(train(quick(tmp_path, "loose", adre_cap=50.0, **common), progress=False))["state_dict"]
+    assert float(log_rows(tmp_path / "loose")[0]["adre_capped"]) == 0.0
+    assert all(torch.equal(faithful[key], loose[key]) for key in faithful)
+    # a runner-up probability is at most 1/2, so l_adre >= log 2 > 0.5: this cap binds at every example
+    tight = load_checkpoint(train(quick(tmp_path, "tight", adre_cap=0.5, **common), progress=False))["state_dict"]
+    assert float(log_rows(tmp_path / "tight")[0]["adre_capped"]) == 1.0
+    assert not all(torch.equal(faithful[key], tight[key]) for key in faithful)
+
+
 def test_adre_with_lambda_zero_and_one_copy_is_basic():
     torch.manual_seed(0)
     from smoothcert.models import build_model

@@ -40,6 +40,9 @@ METHODS: dict[str, dict[str, Any]] = {
 }
 """Each method's settings beyond the preset; the field's methods take their authors' defaults
 (:func:`smoothcert.training.config.method_defaults`)."""
+CAPPED_TWINS = {"ADRE_REG faithful": "ADRE_REG capped"}
+"""A method whose runs its capped twin's stand for when the cap never bound in them
+(:attr:`smoothcert.studies.finished_runs.Cell.capped_twin`)."""
 
 
 @dataclass
@@ -83,6 +86,11 @@ def _votes(plan: ComparePlan, root: Path, data_dir: str | None, progress: bool) 
                         progress=progress, metadata=metadata, resume=path.is_file())
 
 
+def _folder(method: str) -> str:
+    """The folder of a method's runs."""
+    return method.lower().replace(" ", "-").replace("_", "")
+
+
 def _seconds_per_epoch(folder: Path) -> float:
     """The mean training time per epoch over the seeds' ``log.csv``."""
     times = []
@@ -102,8 +110,9 @@ def run_comparison(plan: ComparePlan, out_dir: str | Path, progress: bool = True
         settings = dict(plan.train, **METHODS[name], sigma=plan.sigma, data_dir=data_dir)
         if name == "CAT-RS":
             settings["catrs_votes"] = extra["votes"]
-        folder = name.lower().replace(" ", "-").replace("_", "")
-        cell = Cell(name, folder, lambda seed, out, s=settings: preset(plan.dataset, seed=seed, out_dir=out, **s))
+        folder, twin = _folder(name), CAPPED_TWINS.get(name)
+        cell = Cell(name, folder, lambda seed, out, s=settings: preset(plan.dataset, seed=seed, out_dir=out, **s),
+                    _folder(twin) if twin in plan.methods else None)
         runs = [run_seed(cell, seed, plan.certify, root, progress) for seed in plan.seeds]
         rows.append(aggregate(name, runs, plan.radii))
         per_epoch[name] = _seconds_per_epoch(root / folder)

@@ -5,6 +5,7 @@ its checkpoint; a study resumes from these small files alone, on another folder 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -20,6 +21,7 @@ from smoothcert.runs.pipeline import train_and_certify
 from smoothcert.smoothing.certification import CertifySettings
 from smoothcert.training.config import TrainConfig
 from smoothcert.training.diagnostics import TrainingDiverged
+from smoothcert.training.epoch_log import read_log
 
 
 @dataclass
@@ -29,6 +31,11 @@ class Cell:
     label: str
     folder: str
     config: Callable[[int, str], TrainConfig]
+    capped_twin: str | None = None
+    """For a faithful ADRE cell: the folder of the cell that differs from it only by its ADRE cap.
+    A seed of that cell whose cap never bound took the faithful objective's steps, bit for bit
+    (the capped and uncapped terms and their gradients agree wherever the cap is not active), so
+    it stands for this cell's seed instead of a second, identical training run."""
 
 
 @dataclass
@@ -38,6 +45,8 @@ class RunResult:
     rows: dict[str, list[dict]] | None
     diverged: str | None
     seconds: float
+    same_as: str | None = None
+    """The run that stands for this one (see :attr:`Cell.capped_twin`), if any."""
 
 
 DONE = "done.json"
@@ -60,16 +69,53 @@ def _defaults(part: str) -> dict[str, Any]:
     return {k: v for k, v in asdict(TrainConfig() if part == "train" else CertifySettings()).items() if k not in PLACE_FIELDS[part]}
 
 
+def _recorded(done: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    """The settings of a ``done.json`` as ``record`` lays them out (a setting it does not record:
+    its default), in JSON's types."""
+    return json.loads(json.dumps({part: {**_defaults(part), **done.get(part, {})} for part in record}))
+
+
 def _finished(out: Path, record: dict[str, Any]) -> RunResult | None:
-    """The results of a run finished earlier with the same settings (those it does not record:
-    their defaults), or None."""
+    """The results of a run finished earlier with the same settings, or None."""
     path = out / DONE
     if not path.is_file():
         return None
     done = json.loads(path.read_text())
-    if json.loads(json.dumps(record)) != json.loads(json.dumps({part: {**_defaults(part), **done.get(part, {})} for part in record})):
+    if json.loads(json.dumps(record)) != _recorded(done, record):
         raise ValueError(f"{out} holds a run finished with other settings than this study's; move it away to run it again")
-    return RunResult({name: read_results(out / file) for name, file in done["results"].items()}, None, float(done["seconds"]))
+    return RunResult({name: read_results(out / file) for name, file in done["results"].items()}, None, float(done["seconds"]),
+                     done.get("same_as"))
+
+
+def cap_never_bound(log: Path, epochs: int) -> bool:
+    """Whether the run logged in ``log`` finished its ``epochs`` epochs with the ADRE cap active
+    at no example of any step (an epoch logged without the count, by an earlier version: unknown)."""
+    rows = read_log(log, epochs)
+    return len(rows) == epochs and all(float(row["adre_capped"]) == 0.0 for row in rows)
+
+
+def _stand_in(twin: Path, out: Path, record: dict[str, Any], epochs: int) -> RunResult | None:
+    """The finished capped run in ``twin`` as the faithful run ``record`` describes, copied to
+    ``out``, when the two differ only by the cap and the cap never bound; else None."""
+    if not (twin / DONE).is_file():
+        return None
+    started = time.perf_counter()
+    done = json.loads((twin / DONE).read_text())
+    settings = _recorded(done, record)
+    if settings["train"].pop("adre_cap") is None or settings != json.loads(json.dumps(
+            {"train": {k: v for k, v in record["train"].items() if k != "adre_cap"}, "certify": record["certify"]})):
+        return None
+    if not cap_never_bound(twin / "log.csv", epochs):
+        return None
+    out.mkdir(parents=True, exist_ok=True)
+    for name in (*done["results"].values(), *(f"{file}.json" for file in done["results"].values()), "log.csv"):
+        if (twin / name).is_file():
+            shutil.copyfile(twin / name, out / name)
+    seconds = time.perf_counter() - started
+    same_as = f"{twin.parent.name}/{twin.name}"
+    write_text_atomic(out / DONE, json.dumps({**record, "results": done["results"], "seconds": seconds, "same_as": same_as},
+                                             indent=2) + "\n")
+    return RunResult({name: read_results(out / file) for name, file in done["results"].items()}, None, seconds, same_as)
 
 
 def run_seed(cell: Cell, seed: int, certify: CertifySettings, root: Path, progress: bool) -> RunResult:
@@ -84,6 +130,8 @@ def run_seed(cell: Cell, seed: int, certify: CertifySettings, root: Path, progre
     config = cell.config(seed, str(out))
     record = _record(config, settings)
     finished = _finished(out, record)
+    if finished is None and cell.capped_twin is not None:
+        finished = _stand_in(root / cell.capped_twin / f"seed{seed}", out, record, config.epochs)
     if finished is not None:
         return finished
     try:

@@ -81,10 +81,10 @@ def study_plan(dataset: str, quick: bool) -> StudyPlan:
     return PLANS[dataset, quick]
 
 
-def _cell(plan: StudyPlan, data_dir: str | None, label: str, folder: str, **settings: Any) -> Cell:
+def _cell(plan: StudyPlan, data_dir: str | None, label: str, folder: str, capped_twin: str | None = None, **settings: Any) -> Cell:
     """A cell trained with the dataset's preset, the plan's training settings and ``settings``."""
     common = dict(plan.train, data_dir=data_dir)
-    return Cell(label, folder, lambda seed, out: preset(plan.dataset, seed=seed, out_dir=out, **{**common, **settings}))
+    return Cell(label, folder, lambda seed, out: preset(plan.dataset, seed=seed, out_dir=out, **{**common, **settings}), capped_twin)
 
 
 def _table1_cells(plan: StudyPlan, data_dir: str | None) -> dict[float, list[Cell]]:
@@ -93,6 +93,7 @@ def _table1_cells(plan: StudyPlan, data_dir: str | None) -> dict[float, list[Cel
         row = [_cell(plan, data_dir, f"Basic sigma={sigma:g}", f"basic-s{sigma:g}", method="basic", sigma=sigma)]
         for cap, tag in ((ADRE_CAP, "capped"), (None, "faithful")):
             row += [_cell(plan, data_dir, f"ADRE_REG sigma={sigma:g} lam={lam:g} {tag}", f"adre-{tag}-s{sigma:g}-l{lam:g}",
+                          None if cap else f"adre-capped-s{sigma:g}-l{lam:g}",
                           method="adre", sigma=sigma, k=plan.k, lam=lam, single_draw_per=True, adre_cap=cap) for lam in plan.lams]
         cells[sigma] = row
     return cells
@@ -133,7 +134,9 @@ def run_study(plan: StudyPlan, out_dir: str | Path, progress: bool = True, log: 
             results[cell.folder] = [run_seed(cell, seed, plan.certify, root, progress) for seed in plan.seeds]
             done = results[cell.folder]
             diverged = sum(r.diverged is not None for r in done)
-            log(f"{cell.label}: {len(done)} seeds, {sum(r.seconds for r in done):.0f} s" + (f", {diverged} diverged" if diverged else ""))
+            same = sum(r.same_as is not None for r in done)
+            log(f"{cell.label}: {len(done)} seeds, {sum(r.seconds for r in done):.0f} s" + (f", {diverged} diverged" if diverged else "")
+                + (f", {same} the capped run (its cap never bound)" if same else ""))
         return results[cell.folder]
 
     def table(name: str, rows: list[Row]) -> None:

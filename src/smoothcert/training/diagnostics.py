@@ -17,10 +17,11 @@ import torch
 from smoothcert.training.config import ADRE_CAP, REGULARIZED, TrainConfig
 from smoothcert.training.objectives import LossParts
 
-EPOCH_STATS = ("loss", "l_per", "l_adre", "train_noisy_acc", "all_correct", "max_logit")
+EPOCH_STATS = ("loss", "l_per", "l_adre", "train_noisy_acc", "all_correct", "max_logit", "adre_capped")
 """Per-epoch training statistics, means over the epoch's batches: the loss and its parts, the
 share of noisy copies classified correctly, the share of examples with every copy correct (where
-ADRE's objective is unbounded below) and the mean of each example's largest logit."""
+ADRE's objective is unbounded below), the mean of each example's largest logit and the share of
+examples at which the ADRE cap was active (0 in every epoch: the run is also a faithful run)."""
 RUNAWAY_L_ADRE = 30.0
 """Mean ``l_adre`` of an epoch above which the run is warned that ADRE is running away: the
 plug-in runner-up probability is below ``exp(-30)``, far past anything a float32 softmax resolves."""
@@ -36,7 +37,7 @@ class TrainingDiverged(FloatingPointError):
 def batch_stats(parts: LossParts) -> torch.Tensor:
     """One batch's :data:`EPOCH_STATS`, in that order, on the device (no host synchronization)."""
     return torch.stack([parts.loss.detach(), parts.l_per.mean(), parts.l_adre.mean(), parts.correct.mean(),
-                        parts.all_correct.mean(), parts.max_logit.mean()])
+                        parts.all_correct.mean(), parts.max_logit.mean(), parts.capped.mean()])
 
 
 def named_stats(sums: torch.Tensor, batches: int) -> dict[str, float]:

@@ -25,11 +25,12 @@ def write_log(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def read_log(path: Path, up_to_epoch: int) -> list[dict[str, Any]]:
-    """The rows of ``path`` up to epoch ``up_to_epoch`` (those of a resumed checkpoint); none if absent."""
+    """The rows of ``path`` up to epoch ``up_to_epoch`` (those of a resumed checkpoint); none if
+    absent. A column the log was written without (by an earlier version) reads ``nan``: unknown."""
     if not path.is_file():
         return []
     with path.open() as handle:
-        return [row for row in csv.DictReader(handle) if int(row["epoch"]) <= up_to_epoch]
+        return [{**dict.fromkeys(LOG_FIELDS, "nan"), **row} for row in csv.DictReader(handle) if int(row["epoch"]) <= up_to_epoch]
 
 
 class Board:

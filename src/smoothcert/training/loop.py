@@ -283,7 +283,8 @@ class WithIndex(Dataset):
 
 def train_one_epoch(run: TrainingRun, epoch: int, progress: bool) -> dict[str, float]:
     """Train epoch ``epoch`` (from 0); its :data:`~smoothcert.training.diagnostics.EPOCH_STATS`
-    by name, means over its batches (the epoch stops early once its running loss is not finite)."""
+    by name, means over its global batches (the epoch stops early once its running loss is not
+    finite on this process)."""
     config, env = run.config, run.env
     run.sampler.set_epoch(epoch)
     torch.manual_seed(derive_seed(config.seed, AUGMENT, epoch))
@@ -304,6 +305,9 @@ def train_one_epoch(run: TrainingRun, epoch: int, progress: bool) -> dict[str, f
             if not math.isfinite(running["loss"]):
                 break
             bar.set_postfix(loss=f"{running['loss']:.3f}", noisy_acc=f"{running['train_noisy_acc']:.3f}")
+    if env.world > 1:  # every process's share of the global batches
+        torch.distributed.all_reduce(sums)
+        sums /= env.world
     return named_stats(sums, len(run.loader))
 
 

@@ -36,15 +36,19 @@ class LossParts:
     cross-entropy is unbounded below), else 0."""
     max_logit: torch.Tensor
     """The largest logit over the example's copies and classes: the scale the runaway grows."""
+    capped: torch.Tensor
+    """1 where the ADRE cap was active (the uncapped ``l_adre`` above it), else 0. A capped run
+    in which it stayed 0 at every step took the faithful objective's steps, bit for bit."""
 
     @classmethod
     def of(cls, loss_per_example: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, l_per: torch.Tensor,
-           l_adre: torch.Tensor | None = None) -> "LossParts":
+           l_adre: torch.Tensor | None = None, capped: torch.Tensor | None = None) -> "LossParts":
         """The batch mean of ``loss_per_example`` with the diagnostics every objective reports."""
         hits = (logits.detach().argmax(dim=-1) == labels.view(-1, 1)).float()
-        return cls(loss=loss_per_example.mean(), l_per=l_per.detach(),
-                   l_adre=torch.zeros_like(l_per) if l_adre is None else l_adre.detach(), correct=hits.mean(dim=1),
-                   all_correct=hits.amin(dim=1), max_logit=logits.detach().flatten(1).amax(dim=1))
+        zeros = torch.zeros_like(l_per.detach())
+        return cls(loss=loss_per_example.mean(), l_per=l_per.detach(), l_adre=zeros if l_adre is None else l_adre.detach(),
+                   correct=hits.mean(dim=1), all_correct=hits.amin(dim=1), max_logit=logits.detach().flatten(1).amax(dim=1),
+                   capped=zeros if capped is None else capped.detach().float())
 
 
 def check_logits(logits: torch.Tensor, labels: torch.Tensor) -> None:
@@ -90,10 +94,14 @@ def regularized_risk(
     logits: torch.Tensor, labels: torch.Tensor, lam: float,
     single_draw: torch.Tensor | None = None, adre_cap: float | None = None, label_smoothing: float = 0.0,
 ) -> LossParts:
-    """Eq. 5-6 on a batch: ``mean_i (l_per_i - lam * l_adre_i)``. With ``lam = 0`` and one copy
-    it is Basic Gaussian augmentation (Cohen et al.)."""
+    """Eq. 5-6 on a batch: ``mean_i (l_per_i - lam * l_adre_i)``, with ``l_adre_i`` capped at
+    ``adre_cap`` where one is given (the parts mark the examples where it was active). With
+    ``lam = 0`` and one copy it is Basic Gaussian augmentation (Cohen et al.)."""
     l_per = perturbed_risk(logits, labels, single_draw, label_smoothing)
     if not lam:
         return LossParts.of(l_per, logits, labels, l_per)
-    l_adre = adre_term(smoothed_log_probs(logits), labels, adre_cap)
-    return LossParts.of(l_per - lam * l_adre, logits, labels, l_per, l_adre)
+    uncapped = adre_term(smoothed_log_probs(logits), labels)
+    if adre_cap is None:
+        return LossParts.of(l_per - lam * uncapped, logits, labels, l_per, uncapped)
+    l_adre = uncapped.clamp(max=adre_cap)
+    return LossParts.of(l_per - lam * l_adre, logits, labels, l_per, l_adre, capped=uncapped.detach() > adre_cap)
