@@ -2,9 +2,10 @@
 
     python studies/plot_epochs.py OUT_STEM RUN_DIR[=LABEL] [RUN_DIR[=LABEL] ...]
 
-Writes ``OUT_STEM.png`` and ``OUT_STEM.pdf``: four panels against the epoch (share of training
-examples with every noisy copy right, mean largest logit on a log scale, ``l_adre``, accuracy
-under noise on the test split), one line per run.
+Writes ``OUT_STEM.png`` and ``OUT_STEM.pdf``: five panels against the epoch (share of training
+examples with every noisy copy right, accuracy under noise on the training split, mean largest
+logit on a log scale, ``l_adre``, accuracy under noise on the test split), one line per run (a
+run without the ADRE term logs ``l_adre`` as 0 and is left out of that panel).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from smoothcert.files.atomic import write_bytes_atomic  # noqa: E402
 
-PANELS = (("all_correct", "examples with every copy right", False), ("max_logit", "largest logit (mean)", True),
+PANELS = (("all_correct", "examples with every copy right", False), ("train_noisy_acc", "training accuracy under noise", False),
+          ("max_logit", "largest logit (mean)", True),
           ("l_adre", "l_adre (mean)", True), ("test_noisy_acc", "test accuracy under noise", False))
 
 
@@ -30,13 +32,15 @@ def main(argv: list[str]) -> None:
         raise SystemExit(__doc__)
     stem, runs = Path(argv[0]), [arg.partition("=") for arg in argv[1:]]
     figure, axes = plt.subplots(1, len(PANELS), figsize=(4 * len(PANELS), 3.4))
-    for folder, _, label in runs:
+    for number, (folder, _, label) in enumerate(runs):
         with (Path(folder) / "log.csv").open() as handle:
             rows = list(csv.DictReader(handle))
         epochs = [int(r["epoch"]) for r in rows]
         for axis, (key, title, log_scale) in zip(axes, PANELS):
             values = [float(r[key]) for r in rows]
-            axis.plot(epochs, values, label=label or folder)
+            if key == "l_adre" and not any(values):
+                continue
+            axis.plot(epochs, values, label=label or folder, color=f"C{number}")
             axis.set_title(title, fontsize=10)
             axis.set_xlabel("epoch")
             if log_scale:
