@@ -97,7 +97,7 @@ def cap_never_bound(log: Path, epochs: int) -> bool:
 def _stand_in(twin: Path, out: Path, record: dict[str, Any], epochs: int) -> RunResult | None:
     """The finished capped run in ``twin`` as the faithful run ``record`` describes, copied to
     ``out``, when the two differ only by the cap and the cap never bound; else None."""
-    if not (twin / DONE).is_file():
+    if record["train"]["adre_cap"] is not None or not (twin / DONE).is_file():
         return None
     started = time.perf_counter()
     done = json.loads((twin / DONE).read_text())
