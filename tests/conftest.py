@@ -28,6 +28,20 @@ def cifar_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def colour_digits(tmp_path):
+    """A learnable stand-in for cifar-10-batches-py: 200 training and 20 test images whose class
+    is written in their brightness, so that a few steps of training do better than chance."""
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name, size in [(f"data_batch_{i}", 40) for i in range(1, 6)] + [("test_batch", 20)]:
+        labels = rng.integers(0, 10, size)
+        images = np.clip(labels[:, None, None, None] * 25 + rng.integers(0, 20, (size, 3, 32, 32)), 0, 255).astype(np.uint8)
+        write_cifar_batch(folder / name, images, [int(v) for v in labels])
+    return tmp_path
+
+
+@pytest.fixture
 def imagenet_dir(tmp_path: Path) -> Path:
     """A tiny stand-in for the ImageNet folders: 3 classes, JPEGs of various sizes."""
     from PIL import Image

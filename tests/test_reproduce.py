@@ -22,22 +22,6 @@ def test_quick_study_writes_every_table_and_figure(tmp_path, capsys):
     assert "study finished in" in capsys.readouterr().out
 
 
-@pytest.fixture
-def colour_digits(tmp_path):
-    """A learnable stand-in for cifar-10-batches-py: 200 training and 20 test images whose class
-    is written in their brightness, so that a few steps of training do better than chance."""
-    from conftest import write_cifar_batch
-
-    folder = tmp_path / "cifar-10-batches-py"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for name, size in [(f"data_batch_{i}", 40) for i in range(1, 6)] + [("test_batch", 20)]:
-        labels = rng.integers(0, 10, size)
-        images = np.clip(labels[:, None, None, None] * 25 + rng.integers(0, 20, (size, 3, 32, 32)), 0, 255).astype(np.uint8)
-        write_cifar_batch(folder / name, images, [int(v) for v in labels])
-    return tmp_path
-
-
 def test_cifar10_study_runs_from_a_folder_and_resumes_from_its_small_files(tmp_path, colour_digits, capsys):
     out = tmp_path / "study"
     command = ["reproduce", "--dataset", "cifar10", "--data-dir", str(colour_digits), "--quick", "--out-dir", str(out), "--quiet"]

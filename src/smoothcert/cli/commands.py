@@ -134,13 +134,11 @@ def reproduce(args: argparse.Namespace) -> int:
 
 
 def compare(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
     from smoothcert.studies.compare import comparison_plan, run_comparison
 
     if args.dataset == "cifar10" and not args.data_dir:
         raise ValueError("--dataset cifar10 reads CIFAR-10 from a folder: pass --data-dir (the folder holding cifar-10-batches-py)")
-    plan = replace(comparison_plan(args.quick), dataset=args.dataset)
+    plan = comparison_plan(args.dataset, args.quick)
     out = args.out_dir or f"runs/compare-{args.dataset}" + ("-quick" if args.quick else "")
     path = run_comparison(plan, out, progress=not args.quiet, data_dir=args.data_dir)
     print(f"\n{path.read_text()}\nwrote {path}")
