@@ -56,9 +56,9 @@ def test_a_capped_run_whose_cap_never_bound_took_the_faithful_runs_steps(tmp_pat
     loose = load_checkpoint(train(quick(tmp_path, "loose", adre_cap=50.0, **common), progress=False))["state_dict"]
     assert float(log_rows(tmp_path / "loose")[0]["adre_capped"]) == 0.0
     assert all(torch.equal(faithful[key], loose[key]) for key in faithful)
-    # a runner-up probability is at most 1/2, so l_adre >= log 2 > 0.5: this cap binds at every example
+    # a cap of 0.5 binds wherever the best wrong class has a smoothed probability below exp(-0.5) = 0.61
     tight = load_checkpoint(train(quick(tmp_path, "tight", adre_cap=0.5, **common), progress=False))["state_dict"]
-    assert float(log_rows(tmp_path / "tight")[0]["adre_capped"]) == 1.0
+    assert float(log_rows(tmp_path / "tight")[0]["adre_capped"]) > 0.5
     assert not all(torch.equal(faithful[key], tight[key]) for key in faithful)
 
 
