@@ -6,7 +6,8 @@ from dataclasses import replace
 
 from smoothcert.smoothing.certification import CertifySettings
 from smoothcert.cli import main
-from smoothcert.studies.compare import QUICK, run_comparison
+from smoothcert.studies.compare import CIFAR, QUICK, method_cell, run_comparison
+from smoothcert.studies.reproduce import CIFAR_FULL, _figure1_cells, _table1_cells
 
 
 def test_the_comparison_tabulates_each_method_with_its_cost_and_resumes(tmp_path):
@@ -36,5 +37,22 @@ def test_the_comparison_runs_on_colour_images_from_a_folder(tmp_path, colour_dig
     for done in dones:
         train = json.loads(done.read_text())["train"]
         assert train["dataset"] == "cifar10" and train["arch"] == "cifar_resnet20" and train["batch_size"] == 100
+    assert json.loads((out / "smoothadv" / "seed0" / "done.json").read_text())["train"]["attack_steps"] == 1  # the study's attack
     votes = (out / "gaussian-s0.25" / "votes.tsv").read_text().splitlines()
     assert len(votes) == 201 and all(sum(map(int, line.split("\t")[2].split(","))) == 10 for line in votes[1:])
+
+
+def test_the_colour_comparison_reuses_the_study_runs_it_shares():
+    """Basic, ADRE_REG (capped and faithful) and SmoothAdv at sigma 0.5 in the CIFAR-10 comparison
+    are the colour-image study's cells, setting for setting, and certified the same way, so the
+    study's finished runs are reused (their records are compared, a difference is refused)."""
+    study = {cell.label: cell for cells in _table1_cells(CIFAR_FULL, "d").values() for cell in cells}
+    study.update({cell.label: cell for cell in _figure1_cells(CIFAR_FULL, "d")})
+    shared = {"Basic": "Basic sigma=0.5", "ADRE_REG capped": "ADRE_REG sigma=0.5 lam=0.2 capped",
+              "ADRE_REG faithful": "ADRE_REG sigma=0.5 lam=0.2 faithful", "SmoothAdv": "SmoothAdv eps=0.5"}
+    assert CIFAR.certify == CIFAR_FULL.certify and CIFAR.sigma == 0.5
+    for name, label in shared.items():
+        for seed in CIFAR.seeds:
+            assert method_cell(CIFAR, name, "d").config(seed, "out") == study[label].config(seed, "out"), name
+    without_override = method_cell(replace(CIFAR, overrides={}), "SmoothAdv", "d").config(0, "out")
+    assert without_override != study["SmoothAdv eps=0.5"].config(0, "out")  # the plan's override makes it the study's attack

@@ -189,17 +189,38 @@ def test_catrs_terms_match_a_direct_computation(batch):
     assert float(catrs_loss(logits, adversarial, labels, target, kept, 0.5).loss) == pytest.approx(total / 6, rel=1e-10)
 
 
-def test_catrs_noise_attack_raises_the_divergence_and_keeps_each_copys_mean_and_rms():
+def _catrs_attack_in_numpy(weight, bias, x, noise, target, eps, steps):
+    """CAT-RS's noise attack on the linear model ``z -> weight z + bias``, copy by copy: the
+    gradient of ``KL(target || softmax)`` in the noise is ``weight^T (softmax - target)``."""
+    attacked = noise.copy()
+    for i in range(noise.shape[0]):
+        for j in range(noise.shape[1]):
+            start, current = noise[i, j].ravel(), noise[i, j].ravel().copy()
+            for _ in range(steps):
+                grad = weight.T @ (softmax(weight @ (x[i].ravel() + current) + bias) - target[i])
+                current = current + 2 * eps / steps * grad / np.linalg.norm(grad)
+                delta = current - start
+                current = start + delta * min(1.0, eps / np.linalg.norm(delta))
+                rms = lambda v: np.sqrt(np.mean(v ** 2))
+                current = start.mean() + (current - current.mean()) * rms(start) / rms(current)
+            attacked[i, j] = current.reshape(noise.shape[2:])
+    return attacked
+
+
+def test_catrs_noise_attack_matches_a_computation_copy_by_copy_and_raises_the_divergence():
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
-    x = torch.rand(4, 1, 3, 4)
-    noise = torch.randn(4, 2, 1, 3, 4) * 0.5
-    target = torch.softmax(model(x), -1).detach()
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3)).double()
+    x = torch.rand(4, 1, 3, 4, dtype=torch.float64)
+    noise = torch.randn(4, 2, 1, 3, 4, dtype=torch.float64) * 0.5
+    target = torch.softmax(model(x) + torch.randn(4, 3, dtype=torch.float64), -1).detach()
     attacked = catrs_noise_attack(model, x, noise, target, eps=0.5, steps=4)
+    linear = model[1]
+    expected = _catrs_attack_in_numpy(linear.weight.detach().numpy(), linear.bias.detach().numpy(), x.numpy(), noise.numpy(),
+                                      target.numpy(), 0.5, 4)
+    np.testing.assert_allclose(attacked.numpy(), expected, rtol=1e-9, atol=1e-9)
     dims = (2, 3, 4)
-    torch.testing.assert_close(attacked.mean(dim=dims), noise.mean(dim=dims), atol=1e-5, rtol=0)
-    torch.testing.assert_close(attacked.std(dim=dims, correction=0), noise.std(dim=dims, correction=0), atol=1e-5, rtol=1e-5)
-    assert not torch.equal(attacked, noise)
+    torch.testing.assert_close(attacked.mean(dim=dims), noise.mean(dim=dims), atol=1e-12, rtol=0)  # each copy keeps its mean
+    assert torch.all((attacked - noise).flatten(2).norm(dim=2) > 0)
     divergence = lambda n: catrs_high_confidence(model((x.unsqueeze(1) + n).flatten(0, 1)).view(4, 2, -1), target)
     assert torch.all(divergence(attacked) > divergence(noise))
     assert all(p.grad is None and p.requires_grad for p in model.parameters())

@@ -10,7 +10,6 @@ first. Every run resumes and is reused from its small files (:mod:`smoothcert.st
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -24,8 +23,9 @@ from smoothcert.runs.votes import vote_dataset
 from smoothcert.smoothing.certification import CertifySettings
 from smoothcert.smoothing.checkpoint import load_smoothed
 from smoothcert.studies.finished_runs import Cell, aggregate, run_seed
-from smoothcert.studies.reproduce import CIFAR_TRAIN
+from smoothcert.studies.reproduce import CIFAR_FULL, CIFAR_TRAIN, choose_plan
 from smoothcert.training.config import ADRE_CAP, preset
+from smoothcert.training.epoch_log import read_log
 from smoothcert.training.loop import train
 from smoothcert.training.soft_labels import read_votes
 
@@ -59,6 +59,8 @@ class ComparePlan:
     certify: CertifySettings = field(default_factory=lambda: CertifySettings(n0=100, n=1000, alpha=0.001, batch_size=300,
                                                                              method="certify", skip=5))
     methods: tuple[str, ...] = tuple(METHODS)
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Settings of a method (by name) that replace its :data:`METHODS` entry in this plan."""
     votes_sigma: float = 0.25
     votes_n: int = 10_000
     radii: tuple[float, ...] = tuple(round(0.25 * i, 2) for i in range(6))
@@ -67,11 +69,13 @@ class ComparePlan:
 QUICK = ComparePlan(train=dict(epochs=1), certify=CertifySettings(n0=50, n=200, alpha=0.001, batch_size=250, method="certify", skip=20,
                                                                   max_count=50), votes_n=50)
 """A few minutes' version: one epoch, 50 test digits, n = 200, 50 votes per training digit."""
-CIFAR = ComparePlan(dataset="cifar10", train=dict(CIFAR_TRAIN, epochs=7, lr_step=5),
-                    certify=CertifySettings(n0=100, n=1000, alpha=0.001, batch_size=250, method="certify", skip=8), votes_n=100)
-"""The colour-image study's recipe (ResNet-20, batch 100, 7 epochs, lr / 10 after epoch 5, every
-8th test image, n = 1,000; :data:`smoothcert.studies.reproduce.CIFAR_FULL`): its Basic and
-capped ADRE_REG runs at sigma 0.5 train the study's networks (the same settings and seeds). 100
+CIFAR = ComparePlan(dataset="cifar10", train=CIFAR_FULL.train, certify=CIFAR_FULL.certify, votes_n=100,
+                    overrides={"SmoothAdv": dict(attack_steps=CIFAR_FULL.adv_steps)})
+"""The colour-image study's recipe and certification (ResNet-20, batch 100, 7 epochs, lr / 10
+after epoch 5, every 8th test image, n = 1,000, CERTIFY and T-CERTIFY on the same noise;
+:data:`smoothcert.studies.reproduce.CIFAR_FULL`): its Basic, ADRE_REG and SmoothAdv (one attack step)
+runs at sigma 0.5 are the study's runs (the same settings and seeds), so the study's finished runs copied into the
+comparison's folder are reused (their ``done.json`` records are checked, not trusted). 100
 votes per training image instead of CAT-RS's 10,000 (ResNet-20 votes about 970 noisy images per
 second on 2 CPU cores: 100 take 8 minutes for the 4,660 images, 10,000 would take 13 hours)."""
 CIFAR_QUICK = replace(CIFAR, seeds=(0,), train=dict(CIFAR_TRAIN, epochs=1, lr_step=1), votes_n=10,
@@ -104,31 +108,32 @@ def _folder(method: str) -> str:
     return method.lower().replace(" ", "-").replace("_", "")
 
 
-def _seconds_per_epoch(folder: Path) -> float:
+def _seconds_per_epoch(folder: Path, seeds: tuple[int, ...], epochs: int) -> float:
     """The mean training time per epoch over the seeds' ``log.csv``."""
-    times = []
-    for seed_dir in sorted(folder.glob("seed*")):
-        with (seed_dir / "log.csv").open() as handle:
-            times += [float(row["seconds"]) for row in csv.DictReader(handle)]
+    times = [float(row["seconds"]) for seed in seeds for row in read_log(folder / f"seed{seed}" / "log.csv", epochs)]
     return float(np.mean(times)) if times else float("nan")
+
+
+def method_cell(plan: ComparePlan, name: str, data_dir: str | None, **settings: Any) -> Cell:
+    """The runs of method ``name`` in ``plan``: the dataset's preset with the plan's training
+    settings, the method's (:data:`METHODS`, then the plan's overrides) and ``settings``."""
+    twin = CAPPED_TWINS.get(name)
+    merged = {**plan.train, **METHODS[name], **plan.overrides.get(name, {}), **settings, "sigma": plan.sigma, "data_dir": data_dir}
+    return Cell(name, _folder(name), lambda seed, out: preset(plan.dataset, seed=seed, out_dir=out, **merged),
+                _folder(twin) if twin in plan.methods else None)
 
 
 def run_comparison(plan: ComparePlan, out_dir: str | Path, progress: bool = True, log: Callable[[str], None] = print,
                    data_dir: str | None = None) -> Path:
     """Run (or resume) the comparison and write ``compare.md`` to ``out_dir``; returns its path."""
     root = ensure_writable_folder(out_dir)
-    extra = dict(votes=str(_votes(plan, root, data_dir, progress))) if "CAT-RS" in plan.methods else {}
+    extra = dict(catrs_votes=str(_votes(plan, root, data_dir, progress))) if "CAT-RS" in plan.methods else {}
     rows, per_epoch = [], {}
     for name in plan.methods:
-        settings = dict(plan.train, **METHODS[name], sigma=plan.sigma, data_dir=data_dir)
-        if name == "CAT-RS":
-            settings["catrs_votes"] = extra["votes"]
-        folder, twin = _folder(name), CAPPED_TWINS.get(name)
-        cell = Cell(name, folder, lambda seed, out, s=settings: preset(plan.dataset, seed=seed, out_dir=out, **s),
-                    _folder(twin) if twin in plan.methods else None)
+        cell = method_cell(plan, name, data_dir, **(extra if name == "CAT-RS" else {}))
         runs = [run_seed(cell, seed, plan.certify, root, progress) for seed in plan.seeds]
         rows.append(aggregate(name, runs, plan.radii))
-        per_epoch[name] = _seconds_per_epoch(root / folder)
+        per_epoch[name] = _seconds_per_epoch(root / cell.folder, plan.seeds, plan.train["epochs"])
         log(f"{name}: {len(runs)} seeds, {per_epoch[name]:.1f} s per epoch")
     basic = per_epoch.get("Basic", float("nan"))
     columns = [*table_columns(plan.radii), "time / epoch vs Basic"]
@@ -139,8 +144,6 @@ def run_comparison(plan: ComparePlan, out_dir: str | Path, progress: bool = True
 
 def comparison_plan(dataset: str, quick: bool) -> ComparePlan:
     """The full or quick plan of the comparison on ``dataset`` (``mnist`` or ``cifar10``)."""
-    if (dataset, quick) not in PLANS:
-        raise ValueError(f"the comparison runs on {' or '.join(sorted({d for d, _ in PLANS}))}, not {dataset!r}")
-    return PLANS[dataset, quick]
+    return choose_plan(PLANS, dataset, quick, "comparison")
 
 

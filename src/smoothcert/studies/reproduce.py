@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 
@@ -74,11 +74,20 @@ PLANS = {("mnist", False): FULL, ("mnist", True): QUICK, ("cifar10", False): CIF
 """The study's plans by (dataset, quick)."""
 
 
+Plan = TypeVar("Plan")
+
+
+def choose_plan(plans: dict[tuple[str, bool], Plan], dataset: str, quick: bool, study: str) -> Plan:
+    """The full or quick plan of ``plans`` on ``dataset``; a dataset without one is refused,
+    naming ``study`` and the datasets it runs on."""
+    if (dataset, quick) not in plans:
+        raise ValueError(f"the {study} runs on {' or '.join(sorted({d for d, _ in plans}))}, not {dataset!r}")
+    return plans[dataset, quick]
+
+
 def study_plan(dataset: str, quick: bool) -> StudyPlan:
     """The full or quick plan of the study on ``dataset`` (``mnist`` or ``cifar10``)."""
-    if (dataset, quick) not in PLANS:
-        raise ValueError(f"the study runs on {' or '.join(sorted({d for d, _ in PLANS}))}, not {dataset!r}")
-    return PLANS[dataset, quick]
+    return choose_plan(PLANS, dataset, quick, "study")
 
 
 def _cell(plan: StudyPlan, data_dir: str | None, label: str, folder: str, capped_twin: str | None = None, **settings: Any) -> Cell:

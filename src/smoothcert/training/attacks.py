@@ -11,6 +11,9 @@ keeps it in the ball, since ``x`` is in the box).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 import torch
 import torch.nn.functional as F
 
@@ -34,6 +37,19 @@ def _per_example_norm(t: torch.Tensor) -> torch.Tensor:
     return t.flatten(1).norm(dim=1).view(-1, *([1] * (t.ndim - 1)))
 
 
+@contextmanager
+def _frozen(model: torch.nn.Module) -> Iterator[None]:
+    """The model's parameters take no gradient inside the block; their flags are restored after."""
+    requires_grad = [p.requires_grad for p in model.parameters()]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(model.parameters(), requires_grad):
+            p.requires_grad_(flag)
+
+
 def smoothed_pgd(
     model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, noise: torch.Tensor,
     eps: float, steps: int, lam: float = 0.0, step_size: float | None = None, adre_cap: float | None = None,
@@ -46,10 +62,7 @@ def smoothed_pgd(
     if eps == 0 or steps == 0:
         return x.detach()
     step_size = 2 * eps / steps if step_size is None else step_size
-    requires_grad = [p.requires_grad for p in model.parameters()]
-    for p in model.parameters():
-        p.requires_grad_(False)
-    try:
+    with _frozen(model):
         adversarial = x.detach().clone()
         for _ in range(steps):
             adversarial.requires_grad_(True)
@@ -61,9 +74,6 @@ def smoothed_pgd(
                 delta = delta * (eps / _per_example_norm(delta).clamp_min(eps))
                 adversarial = (x + delta).clamp(0.0, 1.0)
         return adversarial.detach()
-    finally:
-        for p, flag in zip(model.parameters(), requires_grad):
-            p.requires_grad_(flag)
 
 
 def smoothmix_path(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, noise: torch.Tensor, steps: int,
@@ -74,10 +84,7 @@ def smoothmix_path(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor
     detached; the model's parameters receive no gradient."""
     POSITIVE_INT.check("steps", steps)
     POSITIVE.check("step_size", step_size)
-    requires_grad = [p.requires_grad for p in model.parameters()]
-    for p in model.parameters():
-        p.requires_grad_(False)
-    try:
+    with _frozen(model):
         iterate, first = x.detach().clone(), None
         for _ in range(steps):
             iterate.requires_grad_(True)
@@ -87,17 +94,15 @@ def smoothmix_path(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor
                 iterate = (iterate + step_size * grad / _per_example_norm(grad).clamp_min(1e-12)).clamp(0.0, 1.0)
             first = iterate if first is None else first
         return first.detach(), iterate.detach()
-    finally:
-        for p, flag in zip(model.parameters(), requires_grad):
-            p.requires_grad_(flag)
 
 
-def _matched_to(moved: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
-    """``moved`` shifted and scaled, per sample, to the mean and the (centred) RMS of ``original``."""
+def _rescaled_to(moved: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+    """``mu0 + (moved - mu) * r0 / r`` per sample: ``moved`` centred and scaled by the ratio of
+    the root mean squares ``r0 = sqrt(mean(original^2))``, ``r = sqrt(mean(moved^2))``, then
+    shifted to the mean ``mu0`` of ``original`` (CAT-RS's authors' code)."""
     dims = tuple(range(1, moved.ndim))
-    centred = moved - moved.mean(dim=dims, keepdim=True)
-    scale = original.std(dim=dims, correction=0, keepdim=True) / centred.square().mean(dim=dims, keepdim=True).sqrt().clamp_min(1e-12)
-    return centred * scale + original.mean(dim=dims, keepdim=True)
+    ratio = original.square().mean(dim=dims, keepdim=True).sqrt() / moved.square().mean(dim=dims, keepdim=True).sqrt().clamp_min(1e-12)
+    return (moved - moved.mean(dim=dims, keepdim=True)) * ratio + original.mean(dim=dims, keepdim=True)
 
 
 def catrs_noise_attack(model: torch.nn.Module, x: torch.Tensor, noise: torch.Tensor, target: torch.Tensor, eps: float,
@@ -106,18 +111,16 @@ def catrs_noise_attack(model: torch.nn.Module, x: torch.Tensor, noise: torch.Ten
     ``(B, k, ...)``, ``steps`` ascent steps of size ``2 eps / steps`` on
     ``KL(target || softmax f(x + delta))`` (``target`` a ``(B, C)`` distribution, the smoothed
     prediction of a Gaussian model) along the per-copy l2-normalized gradient, each projected to
-    the eps-ball around ``delta_j``; the result is shifted and scaled to the mean and RMS of
-    ``delta_j`` (per copy). Returns the attacked noise, detached; no parameter gets a gradient."""
+    the eps-ball around ``delta_j`` and rescaled to the mean and root mean square of ``delta_j``
+    (per copy, after every step, as the authors' code: :func:`_rescaled_to`). Returns the attacked
+    noise, detached; no parameter gets a gradient."""
     POSITIVE.check("eps", eps)
     POSITIVE_INT.check("steps", steps)
-    batch, copies = noise.shape[:2]
+    copies = noise.shape[1]
     flat_noise = noise.detach().flatten(0, 1)
     inputs = x.detach().unsqueeze(1).expand_as(noise).flatten(0, 1)
     log_target = torch.log(target.clamp_min(1e-12)).repeat_interleave(copies, dim=0)
-    requires_grad = [p.requires_grad for p in model.parameters()]
-    for p in model.parameters():
-        p.requires_grad_(False)
-    try:
+    with _frozen(model):
         attacked = flat_noise.clone()
         for _ in range(steps):
             attacked.requires_grad_(True)
@@ -127,8 +130,5 @@ def catrs_noise_attack(model: torch.nn.Module, x: torch.Tensor, noise: torch.Ten
             with torch.no_grad():
                 moved = attacked + (2 * eps / steps) * grad / _per_example_norm(grad).clamp_min(1e-12)
                 delta = moved - flat_noise
-                attacked = flat_noise + delta * (eps / _per_example_norm(delta).clamp_min(eps))
-        return _matched_to(attacked.detach(), flat_noise).view_as(noise)
-    finally:
-        for p, flag in zip(model.parameters(), requires_grad):
-            p.requires_grad_(flag)
+                attacked = _rescaled_to(flat_noise + delta * (eps / _per_example_norm(delta).clamp_min(eps)), flat_noise)
+        return attacked.detach().view_as(noise)

@@ -1,0 +1,77 @@
+"""Training step time of every method of ``smoothcert compare`` relative to Basic, measured in one
+run: the comparison's settings (its :data:`~smoothcert.studies.compare.METHODS` on the dataset's
+preset at sigma 0.5, each with its own number of noisy copies), one batch of the preset's size,
+forward, backward and optimizer step, methods interleaved over rounds. CAT-RS is timed in its
+dearest case, every example confident (so the attack on the noise runs on the whole batch).
+
+    python benchmarks/bench_methods.py [--dataset mnist|cifar10] [--steps 5] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from smoothcert.data import dataset_info
+from smoothcert.models import build_model
+from smoothcert.studies.compare import CIFAR, METHODS, ComparePlan
+from smoothcert.training.config import TrainConfig, preset
+from smoothcert.training.loop import training_step
+
+PLANS = {"mnist": ComparePlan(), "cifar10": CIFAR}
+
+
+def step_time(model: torch.nn.Module, optimizer: torch.optim.Optimizer, config: TrainConfig, x: torch.Tensor,
+              labels: torch.Tensor, steps: int) -> float:
+    """Median seconds of one training step (noise drawn outside the timing)."""
+    generator = torch.Generator().manual_seed(0)
+    noise = config.sigma * torch.randn((x.shape[0], config.k, *x.shape[1:]), generator=generator)
+    draw = torch.randint(config.k, (x.shape[0],), generator=generator) if config.single_draw_per else None
+    extra = {"smoothmix": 0.5 * torch.rand(x.shape[0], generator=generator),
+             "catrs": torch.zeros(x.shape[0], config.k)}.get(config.method)  # uniforms 0: K = k wherever c > 0
+    target = torch.softmax(torch.randn(x.shape[0], 10, generator=generator), dim=1)
+    times = []
+    for _ in range(steps + 1):
+        start = time.perf_counter()
+        parts = training_step(model, x, labels, noise, draw, config, epoch=9, extra=extra, target=target)
+        optimizer.zero_grad(set_to_none=True)
+        parts.loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])  # the first step warms up
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="mnist", choices=list(PLANS))
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    plan = PLANS[args.dataset]
+    configs = {name: preset(args.dataset, **{**plan.train, **METHODS[name], **plan.overrides.get(name, {}), "sigma": plan.sigma})
+               for name in plan.methods if name != "ADRE_REG faithful"}  # the faithful objective costs what the capped one does
+    info = dataset_info(args.dataset)
+    batch = next(iter(configs.values())).batch_size
+    torch.manual_seed(0)
+    model = build_model(next(iter(configs.values())).arch, info.num_classes, info.mean, info.std).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = torch.rand(batch, *info.input_shape)
+    with torch.no_grad():
+        labels = model(x).argmax(dim=1)  # the clean prediction: CAT-RS finds each example confident
+    times = {name: [] for name in configs}
+    for _ in range(args.rounds):  # interleaved, so that drifts of the machine hit every method alike
+        for name, config in configs.items():
+            times[name].append(step_time(model, optimizer, config, x, labels, args.steps))
+    median = {name: statistics.median(values) for name, values in times.items()}
+    print(f"{args.dataset}: {configs['Basic'].arch}, batch {batch}, sigma {plan.sigma}; torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; median of {args.rounds} rounds of {args.steps} steps")
+    for name, seconds in median.items():
+        config = configs[name]
+        print(f"  {name:16s} k = {config.k:2d}  {seconds * 1e3:8.1f} ms/step  {seconds / median['Basic']:6.2f} x Basic")
+
+
+if __name__ == "__main__":
+    main()
