@@ -36,7 +36,7 @@ def step_time(model: torch.nn.Module, optimizer: torch.optim.Optimizer, config: 
     times = []
     for _ in range(steps + 1):
         start = time.perf_counter()
-        parts = training_step(model, x, labels, noise, draw, config, epoch=9, extra=extra, target=target)
+        parts = training_step(model, x, labels, noise, draw, config, epoch=config.epochs - 1, extra=extra, target=target)
         optimizer.zero_grad(set_to_none=True)
         parts.loss.backward()
         optimizer.step()

@@ -173,6 +173,7 @@ CASES = [
     ("train-smoothmix-alpha", FRESH + " --method smoothmix --k 2 --mix-step-size 0", "mix_step_size must be a positive finite number, got 0.0"),
     ("train-smoothmix-start", FRESH + " --method smoothmix --k 2 --mix-start 2", "mix_start must be 0 or 1, got 2"),
     ("train-smoothmix-warmup", FRESH + " --method smoothmix --k 2 --mix-warmup -1", "mix_warmup must be a non-negative integer, got -1"),
+    ("train-lam-delay", FRESH + " --method macer --k 2 --lam-delay -1", "lam_delay must be a non-negative integer, got -1"),
     ("train-smoothmix-eta", FRESH + " --method smoothmix --k 2 --eta -5", "eta must be a non-negative finite number, got -5.0"),
     ("train-catrs-no-votes", FRESH + " --method catrs --k 2 --lam 0.5 --eps 1", "method 'catrs' needs eps > 0 (the attack on the noise) and catrs_votes"),
     ("train-catrs-eps", FRESH + " --method catrs --k 2 --lam 0.5 --eps 0 --catrs-votes {bad}/votes.tsv", "method 'catrs' needs eps > 0"),

@@ -8,7 +8,7 @@ import torch
 from smoothcert.models.checkpoint import load_checkpoint, load_classifier
 from smoothcert.training.config import PRESETS, TrainConfig, preset
 from smoothcert.training.loop import GlobalBatchSampler, train, training_step
-from smoothcert.training.schedules import attack_radius, learning_rate_factor
+from smoothcert.training.schedules import attack_radius, learning_rate_factor, regularizer_weight
 
 
 def quick(tmp_path, name, **overrides):
@@ -160,6 +160,25 @@ def test_attack_radius_ramps_up_over_the_warm_up_epochs():
     assert config.eps_warmup == 10  # Salman et al.'s CIFAR-10 runs
     assert [attack_radius(config, e) for e in (0, 4, 9, 10, 149)] == [pytest.approx(0.05), pytest.approx(0.25), 0.5, 0.5, 0.5]
     assert attack_radius(preset("mnist", method="smoothadv", eps=0.5), 0) == 0.5  # no warm-up
+
+
+def test_a_deferred_lambda_is_zero_until_its_epoch():
+    """MACER's deferred mode: the loss of the delayed epochs is the loss with lambda = 0, the loss
+    from epoch ``lam_delay`` on is the full one."""
+    config = preset("mnist", method="macer", sigma=0.5, k=4, lam=4.0, lam_delay=2)
+    assert [regularizer_weight(config, e) for e in (0, 1, 2, 14)] == [0.0, 0.0, 4.0, 4.0]
+    torch.manual_seed(0)
+    from smoothcert.models import build_model
+
+    model = build_model("small_cnn", 10, (0.13,), (0.31,))
+    x = torch.rand(16, 1, 28, 28)
+    noise = 0.5 * torch.randn(16, 4, 1, 28, 28)
+    with torch.no_grad():
+        labels = model(x).argmax(dim=1)  # ranked first: MACER's robustness term counts these examples
+    loss = lambda cfg, epoch: float(training_step(model, x, labels, noise, None, cfg, epoch=epoch).loss.detach())
+    without = preset("mnist", method="macer", sigma=0.5, k=4, lam=0.0)
+    assert loss(config, 0) == loss(without, 0) and loss(config, 1) == loss(without, 1)
+    assert loss(config, 2) == loss(preset("mnist", method="macer", sigma=0.5, k=4, lam=4.0), 2) != loss(without, 2)
 
 
 def test_global_batches_are_split_between_processes():

@@ -33,6 +33,8 @@ class TrainConfig:
     sigma: float = setting(0.25, "noise level", POSITIVE)
     k: int = setting(1, "noisy copies per example", POSITIVE_INT)
     lam: float = setting(0.0, "weight of the method's regularizer: ADRE's lambda, MACER's lambda, Consistency's lambda", NON_NEGATIVE)
+    lam_delay: int = setting(0, "epochs at the start trained with lambda = 0 (MACER's deferred mode of later reimplementations: "
+                                "lambda from the first learning-rate drop on); 0 = off", NON_NEGATIVE_INT)
     single_draw_per: bool = setting(False, "l_per from one random noisy copy (the paper's Table 1 variant)")
     adre_cap: float | None = setting(None, f"bound l_adre per example (e.g. {ADRE_CAP} = -log 0.001); off by default",
                                      optional(POSITIVE))

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -51,7 +51,7 @@ from smoothcert.training.diagnostics import (EPOCH_STATS, TrainingDiverged, batc
 from smoothcert.training.epoch_log import Board, read_log, write_log
 from smoothcert.training.field_objectives import catrs_loss, consistency_loss, macer_loss, smoothmix_loss
 from smoothcert.training.objectives import LossParts, regularized_risk
-from smoothcert.training.schedules import attack_radius, learning_rate_factor
+from smoothcert.training.schedules import attack_radius, learning_rate_factor, mixup_weight, regularizer_weight
 from smoothcert.training.soft_labels import read_votes
 
 
@@ -108,6 +108,8 @@ def training_step(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor,
     DistributedDataParallel); the attack maximizes the objective the loss uses, ADRE cap included.
     ``extra`` holds the method's own draws (SmoothMix's mixing weights, CAT-RS's uniforms) and
     ``target`` CAT-RS's smoothed predictions of the batch."""
+    if regularizer_weight(config, epoch) != config.lam:  # lambda deferred (lam_delay)
+        config = replace(config, lam=regularizer_weight(config, epoch))
     if config.method == "smoothmix":
         return _smoothmix_step(model, attack_model or model, x, labels, noise, extra, config, epoch)
     if config.method == "catrs":
@@ -135,8 +137,7 @@ def _smoothmix_step(model: torch.nn.Module, attacked: torch.nn.Module, x: torch.
     batch, copies = noise.shape[:2]
     clean = model((x.unsqueeze(1) + noise).flatten(0, 1)).view(batch, copies, -1)
     mixed_logits = model((mixed.unsqueeze(1) + noise).flatten(0, 1)).view(batch, copies, -1)
-    warm_up = min(1.0, (epoch + 1) / config.mix_warmup) if config.mix_warmup else 1.0
-    return smoothmix_loss(clean, mixed_logits, labels, mix, config.eta, warm_up)
+    return smoothmix_loss(clean, mixed_logits, labels, mix, config.eta, mixup_weight(config, epoch))
 
 
 def _catrs_step(model: torch.nn.Module, attacked: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, noise: torch.Tensor,
@@ -150,7 +151,7 @@ def _catrs_step(model: torch.nn.Module, attacked: torch.nn.Module, x: torch.Tens
     kept = (uniforms < confidence).sum(dim=1)
     confident = kept == copies
     adversarial_logits = None
-    if bool(confident.any()):
+    if config.lam and bool(confident.any()):
         attacked.eval()
         attacked_noise = catrs_noise_attack(attacked, x, noise, target, config.eps, config.attack_steps)
         attacked.train()

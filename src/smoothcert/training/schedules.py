@@ -1,4 +1,5 @@
-"""What changes from epoch to epoch: the learning rate and the radius of the training attack."""
+"""What changes from epoch to epoch: the learning rate, the radius of the training attack, the
+weight of the regularizer and SmoothMix's mixup weight."""
 
 from __future__ import annotations
 
@@ -26,3 +27,15 @@ def attack_radius(config: TrainConfig, epoch: int) -> float:
     if config.eps_warmup:
         return config.eps * min(1.0, (epoch + 1) / config.eps_warmup)
     return config.eps
+
+
+def regularizer_weight(config: TrainConfig, epoch: int) -> float:
+    """The lambda of epoch ``epoch`` (from 0): 0 in the first ``lam_delay`` epochs, then ``lam``
+    (MACER's deferred mode in later reimplementations, with ``lam_delay`` the first drop's epoch)."""
+    return 0.0 if epoch < config.lam_delay else config.lam
+
+
+def mixup_weight(config: TrainConfig, epoch: int) -> float:
+    """SmoothMix's weight ``w`` of the mixup term in epoch ``epoch`` (from 0):
+    ``min(1, (epoch + 1) / mix_warmup)``, or 1 without warm-up."""
+    return min(1.0, (epoch + 1) / config.mix_warmup) if config.mix_warmup else 1.0
