@@ -2,6 +2,7 @@
 way, CAT-RS against the votes of the study's own Gaussian model, resumed from its small files."""
 
 import json
+import shutil
 from dataclasses import replace
 
 from smoothcert.smoothing.certification import CertifySettings
@@ -24,6 +25,9 @@ def test_the_comparison_tabulates_each_method_with_its_cost_and_resumes(tmp_path
         checkpoint.unlink()
     assert run_comparison(plan, tmp_path / "cmp", progress=False, log=logged.append).read_text() == table
     assert not list((tmp_path / "cmp").rglob("checkpoint.pt"))  # nothing trained again
+    shutil.move(tmp_path / "cmp", tmp_path / "moved")  # the small files alone, in another folder (CAT-RS's votes path moves)
+    assert run_comparison(plan, tmp_path / "moved", progress=False, log=logged.append).read_text() == table
+    assert not list((tmp_path / "moved").rglob("checkpoint.pt"))
 
 
 def test_the_comparison_runs_on_colour_images_from_a_folder(tmp_path, colour_digits, capsys):

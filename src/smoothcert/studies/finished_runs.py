@@ -53,9 +53,10 @@ DONE = "done.json"
 """The record a finished run leaves in its folder: its settings, its results files and its wall
 time. With it (and the results files) a run is complete without its checkpoint, so a study
 resumes from its small files alone."""
-PLACE_FIELDS = {"train": ("out_dir", "data_dir", "workers", "device"), "certify": ("batch_size",)}
+PLACE_FIELDS = {"train": ("out_dir", "data_dir", "workers", "device", "catrs_votes"), "certify": ("batch_size",)}
 """Settings that say where and how a run was computed, not what it computed: left out of the
-record, so that a study moved to another folder or machine reuses its finished runs."""
+record, so that a study moved to another folder or machine reuses its finished runs (CAT-RS's
+votes file is the study's own, made from the plan's settings, wherever the study lies)."""
 
 
 def _record(config: TrainConfig, settings: CertifySettings) -> dict[str, Any]:
@@ -72,7 +73,8 @@ def _defaults(part: str) -> dict[str, Any]:
 def _recorded(done: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
     """The settings of a ``done.json`` as ``record`` lays them out (a setting it does not record:
     its default), in JSON's types."""
-    return json.loads(json.dumps({part: {**_defaults(part), **done.get(part, {})} for part in record}))
+    return json.loads(json.dumps({part: {k: v for k, v in {**_defaults(part), **done.get(part, {})}.items() if k not in PLACE_FIELDS[part]}
+                                  for part in record}))
 
 
 def _finished(out: Path, record: dict[str, Any]) -> RunResult | None:
