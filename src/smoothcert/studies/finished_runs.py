@@ -73,8 +73,8 @@ def _defaults(part: str) -> dict[str, Any]:
 def _recorded(done: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
     """The settings of a ``done.json`` as ``record`` lays them out (a setting it does not record:
     its default), in JSON's types."""
-    return json.loads(json.dumps({part: {k: v for k, v in {**_defaults(part), **done.get(part, {})}.items() if k not in PLACE_FIELDS[part]}
-                                  for part in record}))
+    kept = {part: {k: v for k, v in done.get(part, {}).items() if k not in PLACE_FIELDS[part]} for part in record}
+    return json.loads(json.dumps({part: {**_defaults(part), **kept[part]} for part in record}))
 
 
 def _finished(out: Path, record: dict[str, Any]) -> RunResult | None:
