@@ -18,8 +18,8 @@ import torch
 from smoothcert.data import dataset_info
 from smoothcert.models import build_model
 from smoothcert.runtime.allocator import keep_heap_memory
-from smoothcert.studies.compare import CIFAR, METHODS, ComparePlan
-from smoothcert.training.config import TrainConfig, preset
+from smoothcert.studies.compare import CIFAR, ComparePlan, method_cell
+from smoothcert.training.config import TrainConfig
 from smoothcert.training.loop import training_step
 
 PLANS = {"mnist": ComparePlan(), "cifar10": CIFAR}
@@ -53,7 +53,7 @@ def main() -> None:
     args = parser.parse_args()
     plan = PLANS[args.dataset]
     keep_heap_memory()  # as training on a CPU does
-    configs = {name: preset(args.dataset, **{**plan.train, **METHODS[name], **plan.overrides.get(name, {}), "sigma": plan.sigma})
+    configs = {name: method_cell(plan, name, None).config(0, "unused")
                for name in plan.methods if name != "ADRE_REG faithful"}  # the faithful objective costs what the capped one does
     info = dataset_info(args.dataset)
     batch = next(iter(configs.values())).batch_size

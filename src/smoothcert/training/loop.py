@@ -108,8 +108,9 @@ def training_step(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor,
     DistributedDataParallel); the attack maximizes the objective the loss uses, ADRE cap included.
     ``extra`` holds the method's own draws (SmoothMix's mixing weights, CAT-RS's uniforms) and
     ``target`` CAT-RS's smoothed predictions of the batch."""
-    if regularizer_weight(config, epoch) != config.lam:  # lambda deferred (lam_delay)
-        config = replace(config, lam=regularizer_weight(config, epoch))
+    lam = regularizer_weight(config, epoch)
+    if lam != config.lam:  # lambda deferred (lam_delay)
+        config = replace(config, lam=lam)
     if config.method == "smoothmix":
         return _smoothmix_step(model, attack_model or model, x, labels, noise, extra, config, epoch)
     if config.method == "catrs":

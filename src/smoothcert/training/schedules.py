@@ -24,9 +24,7 @@ def attack_radius(config: TrainConfig, epoch: int) -> float:
     """The l2 radius of the training attack in epoch ``epoch`` (from 0): ``eps``, or with
     ``eps_warmup = W`` epochs, ``eps * min(1, (epoch + 1) / W)``, the linear ramp of SmoothAdv's
     training script (Salman et al.'s ``--warmup``; their CIFAR-10 runs use 10 epochs)."""
-    if config.eps_warmup:
-        return config.eps * min(1.0, (epoch + 1) / config.eps_warmup)
-    return config.eps
+    return config.eps * _ramp(epoch, config.eps_warmup)
 
 
 def regularizer_weight(config: TrainConfig, epoch: int) -> float:
@@ -38,4 +36,9 @@ def regularizer_weight(config: TrainConfig, epoch: int) -> float:
 def mixup_weight(config: TrainConfig, epoch: int) -> float:
     """SmoothMix's weight ``w`` of the mixup term in epoch ``epoch`` (from 0):
     ``min(1, (epoch + 1) / mix_warmup)``, or 1 without warm-up."""
-    return min(1.0, (epoch + 1) / config.mix_warmup) if config.mix_warmup else 1.0
+    return _ramp(epoch, config.mix_warmup)
+
+
+def _ramp(epoch: int, warmup: int) -> float:
+    """``min(1, (epoch + 1) / warmup)``, the linear warm-up of the field's scripts; 1 when ``warmup`` is 0."""
+    return min(1.0, (epoch + 1) / warmup) if warmup else 1.0
