@@ -4,10 +4,15 @@ way, CAT-RS against the votes of the study's own Gaussian model, resumed from it
 import json
 import shutil
 from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import write_cifar_batch
 
 from smoothcert.smoothing.certification import CertifySettings
 from smoothcert.cli import main
-from smoothcert.studies.compare import CIFAR, QUICK, method_cell, run_comparison
+from smoothcert.studies.compare import CIFAR, PLANS, QUICK, method_cell, run_comparison
 from smoothcert.studies.reproduce import CIFAR_FULL, _figure1_cells, _table1_cells
 
 
@@ -60,3 +65,24 @@ def test_the_colour_comparison_reuses_the_study_runs_it_shares():
             assert method_cell(CIFAR, name, "d").config(seed, "out") == study[label].config(seed, "out"), name
     without_override = method_cell(replace(CIFAR, overrides={}), "SmoothAdv", "d").config(0, "out")
     assert without_override != study["SmoothAdv eps=0.5"].config(0, "out")  # the plan's override makes it the study's attack
+
+
+COMMITTED = Path(__file__).resolve().parents[1] / "docs" / "results" / "compare"
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "cifar10"])
+def test_the_committed_comparison_is_the_table_its_runs_make(tmp_path, dataset):
+    """docs/compare.md quotes docs/results/compare/<dataset>/compare.md: read back from the committed
+    small files alone (nothing trains), the plan writes that table again. CIFAR-10's training split
+    is only counted (the votes cover it), so a stand-in folder of the subset's 4,660 images serves."""
+    data_dir = None
+    if dataset == "cifar10":
+        folder = tmp_path / "data" / "cifar-10-batches-py"
+        folder.mkdir(parents=True)
+        for name, size in [(f"data_batch_{i}", 932) for i in range(1, 6)] + [("test_batch", 932)]:
+            write_cifar_batch(folder / name, np.zeros((size, 3, 32, 32), dtype=np.uint8), [0] * size)
+        data_dir = str(tmp_path / "data")
+    shutil.copytree(COMMITTED / dataset, tmp_path / "runs")
+    table = run_comparison(PLANS[(dataset, False)], tmp_path / "runs", data_dir=data_dir, progress=False, log=lambda line: None)
+    assert table.read_text() == (COMMITTED / dataset / "compare.md").read_text()
+    assert not list((tmp_path / "runs").rglob("checkpoint.pt"))
