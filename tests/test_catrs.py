@@ -76,3 +76,27 @@ def test_the_votes_command_writes_every_training_example_and_resumes(tmp_path, c
     assert main(command + ["--resume"]) == 0
     assert (tmp_path / "v.tsv").read_text() == first  # the same votes: the noise of each example is its own
     assert read_votes(tmp_path / "v.tsv", "mnist", 4000).shape == (4000, 10)
+
+
+def test_the_attacked_copies_go_through_the_model_whether_or_not_an_example_is_confident():
+    """The authors' step attacks the noise of the whole chunk and passes the attacked copies through
+    the model in train mode whatever K is (so every process of a group makes the same passes, and
+    BatchNorm sees the same statistics); only the loss keeps the K = k examples."""
+    from smoothcert.training.config import TrainConfig
+    from smoothcert.training.loop import training_step
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
+    passes = []
+    model.register_forward_hook(lambda module, args, out: passes.append(module.training))
+    x, labels = torch.rand(4, 1, 3, 4), torch.tensor([0, 1, 2, 0])
+    noise = torch.randn(4, 2, 1, 3, 4) * 0.5
+    config = TrainConfig(method="catrs", k=2, lam=0.5, eps=1.0, attack_steps=3, catrs_votes="v")
+    never = torch.ones(4, 2)  # no uniform below any confidence: K = 0, clipped to 1 < k
+    parts = training_step(model, x, labels, noise, None, config, extra=never, target=torch.full((4, 3), 1 / 3))
+    assert passes == [True, False, False, False, True]  # clean copies, 3 attack steps (eval), attacked copies
+    from smoothcert.training.field_objectives import catrs_low_confidence
+
+    clean = model((x.unsqueeze(1) + noise).flatten(0, 1)).view(4, 2, -1)
+    low = catrs_low_confidence(clean, labels, torch.zeros(4, dtype=torch.long)).mean()  # no example confident: L_low alone
+    assert float(parts.loss.detach()) == pytest.approx(float(low.detach()), rel=1e-6)

@@ -1,5 +1,5 @@
-"""MACER and Consistency against a computation example by example in numpy/scipy (values), and
-against finite differences (gradients)."""
+"""The field's objectives and attacks against computations example by example in numpy/scipy
+(gradients: tests/test_objective_gradients.py), and their edge cases."""
 
 import math
 
@@ -59,25 +59,6 @@ def test_macer_matches_a_direct_computation(batch, sigma, lam, gamma, beta):
 def test_consistency_matches_a_direct_computation(batch, lam, eta):
     logits, labels = batch
     assert float(consistency_loss(logits, labels, lam, eta).loss) == pytest.approx(consistency_direct(logits, labels, lam, eta), rel=1e-9)
-
-
-def assert_gradient_matches_finite_differences(objective, variable, seed, probes=8):
-    """``variable.grad`` after ``objective(variable).backward()`` against central differences."""
-    objective(variable).backward()
-    rng = np.random.default_rng(seed)
-    for _ in range(probes):
-        index = tuple(int(rng.integers(n)) for n in variable.shape)
-        step = torch.zeros_like(variable)
-        step[index] = 1e-6
-        with torch.no_grad():
-            numeric = (objective(variable + step) - objective(variable - step)) / 2e-6
-        assert float(variable.grad[index]) == pytest.approx(float(numeric), rel=1e-4, abs=1e-8)
-
-
-@pytest.mark.parametrize("objective", [lambda z, y: macer_loss(z, y, 0.5, 4.0).loss, lambda z, y: consistency_loss(z, y, 10.0).loss])
-def test_gradients_match_finite_differences(batch, objective):
-    logits, labels = batch
-    assert_gradient_matches_finite_differences(lambda z: objective(z, labels), logits.clone().requires_grad_(True), seed=0)
 
 
 def test_macer_counts_no_robustness_where_no_example_is_ranked_correct(batch):
@@ -148,14 +129,6 @@ def test_smoothmix_matches_a_direct_computation(batch, eta, warm):
     weights = torch.linspace(0.0, 0.5, len(labels), dtype=torch.float64)
     got = float(smoothmix_loss(logits, mixed, labels, weights, eta, warm).loss)
     assert got == pytest.approx(smoothmix_direct(logits, mixed, labels, weights, eta, warm), rel=1e-9)
-
-
-def test_smoothmix_gradient_matches_finite_differences(batch):
-    logits, labels = batch
-    labels = torch.as_tensor(softmax(logits.numpy(), -1).mean(1).argmax(1))  # every example counted
-    weights = torch.full((len(labels),), 0.25, dtype=torch.float64)
-    assert_gradient_matches_finite_differences(lambda mixed: smoothmix_loss(logits, mixed, labels, weights, 5.0).loss,
-                                               (logits.flip(0) * 0.7).clone().requires_grad_(True), seed=1, probes=6)
 
 
 def test_smoothmix_path_ascends_in_steps_of_alpha_inside_the_pixel_box():
@@ -233,3 +206,32 @@ def test_the_objectives_answer_to_the_names_of_the_api(batch):
     logits, labels = batch
     assert float(losses.macer_loss(logits, labels, 0.5, 4.0, gamma=8.0, beta=16.0).loss) == float(macer_loss(logits, labels, 0.5, 4.0).loss)
     assert float(losses.consistency_loss(logits, labels, 10.0, eta=0.5).loss) == float(smoothcert.consistency_loss(logits, labels, 10.0).loss)
+
+
+def test_smoothmix_one_step_start_is_shrunk_to_the_warm_up_radius_and_stands_for_the_clean_input():
+    """With mix_start = 1 the authors project the first iterate to radius w * alpha around x (w the
+    warm-up weight: 0.1 in the first of 10 warm-up epochs) and use that point in place of x, both
+    as the mixup start and in the cross-entropy term."""
+    from smoothcert.training.config import TrainConfig
+    from smoothcert.training.loop import training_step
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3)).double()
+    x = torch.rand(5, 1, 3, 4, dtype=torch.float64) * 0.5 + 0.25
+    labels = torch.tensor([0, 1, 2, 0, 1])
+    noise = torch.randn(5, 2, 1, 3, 4, dtype=torch.float64) * 0.25
+    mix = torch.full((5,), 0.3, dtype=torch.float64)
+    config = TrainConfig(method="smoothmix", k=2, eta=5.0, mix_steps=3, mix_step_size=1.0, mix_start=1, mix_warmup=10)
+    parts = training_step(model, x, labels, noise, None, config, epoch=0, extra=mix)
+    first, last = smoothmix_path(model, x, labels, noise, 3, 1.0)
+    step = (first - x).flatten(1).norm(dim=1)
+    assert torch.all(step > 0.5)  # the unprojected first iterate is far outside the warm-up radius
+    start = x + (first - x) * (0.1 / step).view(-1, 1, 1, 1)
+    assert torch.allclose((start - x).flatten(1).norm(dim=1), torch.full((5,), 0.1, dtype=torch.float64))
+    logits = lambda inputs: model((inputs.unsqueeze(1) + noise).flatten(0, 1)).view(5, 2, -1)
+    expected = smoothmix_loss(logits(start), logits(0.7 * start + 0.3 * last), labels, mix, 5.0, 0.1).loss
+    assert float(parts.loss.detach()) == pytest.approx(float(expected), rel=1e-12)
+    late = training_step(model, x, labels, noise, None, config, epoch=9, extra=mix)  # w = 1: radius alpha holds the step
+    start = x + (first - x) * (1.0 / step.clamp_min(1.0)).view(-1, 1, 1, 1)
+    expected = smoothmix_loss(logits(start), logits(0.7 * start + 0.3 * last), labels, mix, 5.0, 1.0).loss
+    assert float(late.loss.detach()) == pytest.approx(float(expected), rel=1e-12)

@@ -76,23 +76,60 @@ def test_adre_with_lambda_zero_and_one_copy_is_basic():
     assert float(basic.loss.detach()) == pytest.approx(float(direct.detach()), rel=1e-6)
 
 
-def test_consistency_with_eps_is_its_smoothadv_variant():
-    torch.manual_seed(0)
-    from smoothcert.models import build_model
-    from smoothcert.training.attacks import smoothed_pgd
-    from smoothcert.training.field_objectives import consistency_loss
+def test_chunks_take_one_optimizer_step_per_chunk_on_its_share_of_the_batch(tmp_path, monkeypatch):
+    """With chunks = C each loader batch of B examples becomes C SGD steps on B / C examples and
+    their k noisy copies, in order (the field's scripts' layout); one chunk is one step per batch."""
+    from smoothcert.training import loop
 
-    model = build_model("small_cnn", 10, (0.13,), (0.31,)).eval()
-    x, labels = torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,))
-    noise = 0.25 * torch.randn(8, 2, 1, 28, 28)
-    config = TrainConfig(method="consistency", k=2, lam=10.0, eps=0.5, attack_steps=2)
-    variant = training_step(model, x, labels, noise, None, config)
-    plain = training_step(model, x, labels, noise, None, TrainConfig(method="consistency", k=2, lam=10.0))
-    adversarial = smoothed_pgd(model, x, labels, noise, 0.5, 2)  # -log pbar[y] with the training noise
-    logits = model((adversarial.unsqueeze(1) + noise).flatten(0, 1)).view(8, 2, -1)
-    expected = consistency_loss(logits, labels, 10.0).loss.detach()
-    assert float(variant.loss.detach()) == pytest.approx(float(expected), rel=1e-6)
-    assert float(variant.loss.detach()) > float(plain.loss.detach())  # the attack raises the loss
+    seen = []
+    step = loop.training_step
+
+    def recording(model, x, labels, noise, *args, **kwargs):
+        seen.append((x.shape[0], noise.shape[:2], x[:1].clone()))
+        return step(model, x, labels, noise, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "training_step", recording)
+    for chunks in (1, 2):
+        seen.clear()
+        config = preset("mnist", method="consistency", k=2, lam=1.0, chunks=chunks, epochs=1, batch_size=1000,
+                        out_dir=str(tmp_path / f"c{chunks}"))
+        assert config.chunks == chunks
+        train(config, progress=False)
+        assert len(seen) == 4 * chunks  # 4,000 training digits, 4 loader batches
+        assert all(size == 1000 // chunks and tuple(copies) == (1000 // chunks, 2) for size, copies, _ in seen)
+    assert torch.equal(seen[0][2], first_of_epoch(tmp_path)) and not torch.equal(seen[0][2], seen[1][2])
+
+
+def first_of_epoch(tmp_path):
+    """The first training digit of epoch 0's data order."""
+    from smoothcert.data import load_dataset
+
+    order = next(iter(GlobalBatchSampler(4000, 1000, 0, 1, seed=0)))
+    return load_dataset("mnist", "train")[order[0]][0].unsqueeze(0)
+
+
+def test_the_field_s_methods_default_to_their_authors_chunks():
+    assert preset("mnist", method="smoothadv", k=2, eps=0.5).chunks == 2
+    assert preset("mnist", method="consistency").chunks == preset("mnist", method="consistency").k == 2
+    assert preset("mnist", method="smoothmix").chunks == 2 and preset("mnist", method="catrs").chunks == 4
+    assert preset("mnist", method="macer").chunks == 1 and preset("mnist", method="adre", k=4, lam=0.2).chunks == 1
+    assert preset("mnist", method="consistency", chunks=1).chunks == 1  # the old layout, asked for
+    assert TrainConfig(method="consistency", k=2).chunks == 1  # a record without the setting: one step per batch
+
+
+def test_chunks_split_each_process_s_rows_by_chunk():
+    from smoothcert.training.loop import local_rows
+
+    rows = [local_rows(12, 3, rank, 2).tolist() for rank in range(2)]
+    assert rows == [[0, 1, 4, 5, 8, 9], [2, 3, 6, 7, 10, 11]]  # chunk c: rows 4c..4c+3, half to each process
+    assert local_rows(12, 1, 1, 2).tolist() == list(range(6, 12))  # one chunk: the contiguous share
+    whole = list(GlobalBatchSampler(24, 12, 0, 1, seed=3, chunks=3))
+    parts = [list(GlobalBatchSampler(24, 12, rank, 2, seed=3, chunks=3)) for rank in range(2)]
+    for step in range(2):
+        for c in range(3):
+            assert parts[0][step][2 * c:2 * c + 2] + parts[1][step][2 * c:2 * c + 2] == whole[step][4 * c:4 * c + 4]
+    with pytest.raises(ValueError, match="divisible by the number of processes 2 times chunks 4"):
+        GlobalBatchSampler(24, 12, 0, 2, seed=0, chunks=4)
 
 
 @pytest.mark.parametrize("method", [dict(), dict(method="macer", k=2, lam=4.0), dict(method="consistency", k=2, lam=10.0),
@@ -198,6 +235,10 @@ def test_global_batches_are_split_between_processes():
     (dict(method="mixup"), "method must be one of"),
     (dict(k=0), "k must be a positive integer, got 0"),
     (dict(dataset="cifar10"), "data_dir"),
+    (dict(method="consistency", k=2, lam=10.0, eps=0.5), "method 'consistency' takes no eps"),
+    (dict(k=2, chunks=3), "chunks=3 must divide batch_size=100"),
+    (dict(chunks=2), "chunks=2 needs k > 1 noisy copies"),
+    (dict(chunks=0), "chunks must be a positive integer, got 0"),
 ])
 def test_bad_configurations_are_refused(overrides, message):
     with pytest.raises(ValueError, match=message):

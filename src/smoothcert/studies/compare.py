@@ -91,10 +91,15 @@ PLANS = {("mnist", False): ComparePlan(), ("mnist", True): QUICK, ("cifar10", Fa
 """The comparison's plans by (dataset, quick)."""
 
 
+def _votes_path(plan: ComparePlan, root: Path) -> Path:
+    """Where the comparison in ``root`` keeps CAT-RS's votes (beside the Gaussian model's run)."""
+    return root / f"gaussian-s{plan.votes_sigma:g}" / "votes.tsv"
+
+
 def _votes(plan: ComparePlan, root: Path, data_dir: str | None, progress: bool) -> Path:
     """The Gaussian model at ``votes_sigma`` and its votes on the training split (resumed)."""
-    out = root / f"gaussian-s{plan.votes_sigma:g}"
-    path = out / "votes.tsv"
+    path = _votes_path(plan, root)
+    out = path.parent
     size = len(load_dataset(plan.dataset, "train", data_dir))
     try:
         read_votes(path, plan.dataset, size)
@@ -129,14 +134,20 @@ def method_cell(plan: ComparePlan, name: str, data_dir: str | None, **settings: 
                 _folder(twin) if twin in plan.methods else None)
 
 
+def comparison_cells(plan: ComparePlan, root: Path, data_dir: str | None) -> list[Cell]:
+    """The cells of ``plan`` with its study folder ``root`` (CAT-RS's votes file lies in it)."""
+    votes = dict(catrs_votes=str(_votes_path(plan, root)))
+    return [method_cell(plan, name, data_dir, **(votes if name == "CAT-RS" else {})) for name in plan.methods]
+
+
 def run_comparison(plan: ComparePlan, out_dir: str | Path, progress: bool = True, log: Callable[[str], None] = print,
                    data_dir: str | None = None) -> Path:
     """Run (or resume) the comparison and write ``compare.md`` to ``out_dir``; returns its path."""
     root = ensure_writable_folder(out_dir)
-    extra = dict(catrs_votes=str(_votes(plan, root, data_dir, progress))) if "CAT-RS" in plan.methods else {}
+    if "CAT-RS" in plan.methods:
+        _votes(plan, root, data_dir, progress)
     rows, per_epoch = [], {}
-    for name in plan.methods:
-        cell = method_cell(plan, name, data_dir, **(extra if name == "CAT-RS" else {}))
+    for name, cell in zip(plan.methods, comparison_cells(plan, root, data_dir)):
         runs = [run_seed(cell, seed, plan.certify, root, progress) for seed in plan.seeds]
         rows.append(aggregate(name, runs, plan.radii))
         per_epoch[name] = _seconds_per_epoch(root / cell.folder, plan.seeds, plan.train["epochs"])

@@ -120,29 +120,38 @@ def _stand_in(twin: Path, out: Path, record: dict[str, Any], epochs: int) -> Run
     return RunResult({name: read_results(out / file) for name, file in done["results"].items()}, None, seconds, same_as)
 
 
-def run_seed(cell: Cell, seed: int, certify: CertifySettings, root: Path, progress: bool) -> RunResult:
-    """Train (or resume) one seed of a cell and certify the test subset with ``certify`` (its seed:
-    the training seed), or read the run back from its small files when it finished earlier."""
+def finished_result(cell: Cell, seed: int, certify: CertifySettings, root: Path) -> RunResult | None:
+    """Seed ``seed`` of ``cell`` read back from its small files (or its capped twin's), or None
+    when it has not finished; a run finished with other settings is refused."""
     out = root / cell.folder / f"seed{seed}"
-    started = time.perf_counter()
     marker = out / "diverged.txt"
     if marker.is_file():
         return RunResult(None, marker.read_text().strip(), 0.0)
-    settings = replace(certify, seed=seed)
     config = cell.config(seed, str(out))
-    record = _record(config, settings)
+    record = _record(config, replace(certify, seed=seed))
     finished = _finished(out, record)
     if finished is None and cell.capped_twin is not None:
         finished = _stand_in(root / cell.capped_twin / f"seed{seed}", out, record, config.epochs)
+    return finished
+
+
+def run_seed(cell: Cell, seed: int, certify: CertifySettings, root: Path, progress: bool) -> RunResult:
+    """Train (or resume) one seed of a cell and certify the test subset with ``certify`` (its seed:
+    the training seed), or read the run back from its small files when it finished earlier."""
+    finished = finished_result(cell, seed, certify, root)
     if finished is not None:
         return finished
+    out = root / cell.folder / f"seed{seed}"
+    started = time.perf_counter()
+    settings = replace(certify, seed=seed)
+    config = cell.config(seed, str(out))
     try:
         paths = train_and_certify(config, settings, progress=progress)
     except TrainingDiverged as error:
-        write_text_atomic(marker, f"{error}\n")
+        write_text_atomic(out / "diverged.txt", f"{error}\n")
         return RunResult(None, str(error), time.perf_counter() - started)
     seconds = time.perf_counter() - started
-    write_text_atomic(out / DONE, json.dumps({**record, "results": {name: path.name for name, path in paths.items()},
+    write_text_atomic(out / DONE, json.dumps({**_record(config, settings), "results": {name: path.name for name, path in paths.items()},
                                               "seconds": seconds}, indent=2) + "\n")
     return RunResult({name: read_results(path) for name, path in paths.items()}, None, seconds)
 

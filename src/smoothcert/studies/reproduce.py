@@ -110,7 +110,9 @@ def _table1_cells(plan: StudyPlan, data_dir: str | None) -> dict[float, list[Cel
 
 def _figure1_cells(plan: StudyPlan, data_dir: str | None) -> list[Cell]:
     cells = []
-    common = dict(sigma=plan.adv_sigma, k=plan.adv_k or plan.k, attack_steps=plan.adv_steps)
+    # one SGD step per batch for both (the spec's Algorithm 1), so that the pair differs only by
+    # the ADRE term; the comparison's SmoothAdv steps per chunk as Salman et al.'s script
+    common = dict(sigma=plan.adv_sigma, k=plan.adv_k or plan.k, attack_steps=plan.adv_steps, chunks=1)
     for eps in plan.adv_eps:
         cells.append(_cell(plan, data_dir, f"ADRE_ADV eps={eps:g} lam={plan.adv_lam:g} capped", f"adreadv-e{eps:g}",
                            method="adre_adv", eps=eps, lam=plan.adv_lam, adre_cap=ADRE_CAP, **common))

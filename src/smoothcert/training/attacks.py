@@ -96,6 +96,17 @@ def smoothmix_path(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor
         return first.detach(), iterate.detach()
 
 
+def project_to_ball(point: torch.Tensor, centre: torch.Tensor, radius: float) -> torch.Tensor:
+    """``point`` moved onto the l2 ball of ``radius`` around ``centre`` where it lies outside
+    (per example: ``centre + (point - centre) * min(1, radius / ||point - centre||)``), then clipped
+    to the pixel box [0, 1]: SmoothMix's projection of its mixup start (the authors' ``_project``)."""
+    NON_NEGATIVE.check("radius", radius)
+    delta = point - centre
+    if radius == 0:
+        return centre.detach().clone()
+    return (centre + delta * (radius / _per_example_norm(delta).clamp_min(radius))).clamp(0.0, 1.0).detach()
+
+
 def _rescaled_to(moved: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
     """``mu0 + (moved - mu) * r0 / r`` per sample: ``moved`` centred and scaled by the ratio of
     the root mean squares ``r0 = sqrt(mean(original^2))``, ``r = sqrt(mean(moved^2))``, then

@@ -16,6 +16,13 @@ METHODS = ("basic", "adre", "smoothadv", "adre_adv", "macer", "consistency", "sm
 ADVERSARIAL = ("smoothadv", "adre_adv")
 REGULARIZED = ("adre", "adre_adv")
 SCHEDULES = ("step", "cosine")
+CHUNKED_BY_COPIES = ("smoothadv", "consistency", "smoothmix", "catrs")
+"""Methods whose authors' scripts split each loader batch of B examples into m chunks of B / m
+(each with its m noisy copies) and take one SGD step per chunk: SmoothAdv (Salman et al.,
+``code/train_pgd.py``, ``get_minibatches``), Consistency (``code/train_consistency.py``), SmoothMix
+(``code/train_smoothmix.py``) and CAT-RS (``code/train_cat.py``), all via a chunking helper before
+the inner loop. :func:`preset` sets ``chunks = k`` for them; MACER (Zhai et al., ``main_cifar.py``)
+takes one step per batch."""
 ADRE_CAP = 6.9
 """The per-example bound on ``l_adre`` of the capped ADRE_REG: ``-log 0.001``, a runner-up
 probability of 0.001 (the demo's and the studies' capped cells)."""
@@ -32,6 +39,9 @@ class TrainConfig:
     method: str = setting("basic", "training method", choices=METHODS)
     sigma: float = setting(0.25, "noise level", POSITIVE)
     k: int = setting(1, "noisy copies per example", POSITIVE_INT)
+    chunks: int = setting(1, "optimizer steps per loader batch: the batch is split into this many chunks of batch_size / chunks "
+                             "examples, each with its k noisy copies and its own SGD step (the authors' layout of SmoothAdv, "
+                             "Consistency, SmoothMix and CAT-RS: chunks = k); 1 = one step per batch", POSITIVE_INT)
     lam: float = setting(0.0, "weight of the method's regularizer: ADRE's lambda, MACER's lambda, Consistency's lambda", NON_NEGATIVE)
     lam_delay: int = setting(0, "epochs at the start trained with lambda = 0 (MACER's deferred mode of later reimplementations: "
                                 "lambda from the first learning-rate drop on); 0 = off", NON_NEGATIVE_INT)
@@ -80,6 +90,18 @@ class TrainConfig:
                             f"predictions of smoothcert votes --split train), got eps={self.eps}, catrs_votes={self.catrs_votes!r}")
         if self.method in ADVERSARIAL and self.eps == 0:
             problems.append(f"method {self.method!r} needs eps > 0 (eps = 0 is {'basic' if self.method == 'smoothadv' else 'adre'})")
+        chunked = all(POSITIVE_INT.holds(v) for v in (self.chunks, self.batch_size, self.k))
+        if chunked and self.chunks > 1 and self.k == 1:
+            problems.append(f"chunks={self.chunks} needs k > 1 noisy copies per example (with one copy, a smaller batch_size "
+                            f"is the same layout)")
+        elif chunked and self.batch_size % self.chunks:
+            problems.append(f"chunks={self.chunks} must divide batch_size={self.batch_size} (each chunk holds batch_size / chunks "
+                            f"examples; the field's methods default to chunks = k, their authors' layout: set --chunks 1 for one "
+                            f"step per batch, or a batch size that k divides)")
+        if self.method == "consistency" and self.eps > 0:
+            problems.append(f"method 'consistency' takes no eps (got eps={self.eps}): the authors' Consistency over SmoothAdv uses "
+                            f"its own copies, lambda, radius and 10 attack steps, which smoothcert does not implement; train "
+                            f"'consistency' without eps, or 'smoothadv'")
         if self.schedule == "cosine" and self.warmup_epochs >= self.epochs:
             problems.append(f"warmup_epochs ({self.warmup_epochs}) must be below epochs ({self.epochs})")
         if info.needs_data_dir and not self.data_dir:
@@ -141,5 +163,9 @@ def preset(name: str, **overrides: Any) -> TrainConfig:
         raise ValueError(f"unknown training options {sorted(unknown)}")
     recipe = {**PRESETS[name], **overrides}
     sigma = recipe.get("sigma", TrainConfig.sigma)
-    defaults = method_defaults(recipe.get("method", "basic"), sigma) if isinstance(sigma, (int, float)) and sigma > 0 else {}
-    return TrainConfig(**{**PRESETS[name], **defaults, **overrides})
+    method = recipe.get("method", "basic")
+    defaults = method_defaults(method, sigma) if isinstance(sigma, (int, float)) and sigma > 0 else {}
+    recipe = {**PRESETS[name], **defaults, **overrides}
+    if method in CHUNKED_BY_COPIES and "chunks" not in overrides:
+        recipe["chunks"] = recipe.get("k", TrainConfig.k)
+    return TrainConfig(**recipe)

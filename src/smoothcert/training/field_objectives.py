@@ -14,8 +14,8 @@ Notation: ``s_j = softmax(f(x + delta_j))``, ``pbar = 1/k sum_j s_j``.
 - SmoothMix (Jeong et al., 2021): ``1/k sum_j CE(f(x + delta_j), y) + eta * w * 1{argmax pbar = y}
   * 1/k sum_j KL(t || softmax f(x_mix + delta_j))``, with ``x_mix = (1 - l) x_init + l x_adv`` on
   the path of :func:`smoothcert.training.attacks.smoothmix_path`, ``l ~ U[0, 1/2]`` per example,
-  the target ``t = (1 - l) pbar + l / C`` (``pbar`` of the clean copies, held fixed) and ``w`` the
-  warm-up weight of the epoch.
+  the target ``t = (1 - l) pbar + l / C`` (``pbar`` of the clean copies, not detached: the
+  authors' ``F.kl_div`` back-propagates into it) and ``w`` the warm-up weight of the epoch.
 - CAT-RS (Jeong et al., 2023): per example, the confidence ``c`` (share of the k copies predicted
   ``y``), ``K ~ Bin(k, c)`` clipped to at least 1, ``L_low = 1/k * (the K smallest CE over the
   copies)``, and where ``K = k``, ``L_high = max_j KL(pi(x) || softmax f(x + delta*_j))`` with
@@ -95,7 +95,7 @@ def smoothmix_loss(clean_logits: torch.Tensor, mix_logits: torch.Tensor, labels:
     NON_NEGATIVE.check("eta", eta)
     NON_NEGATIVE.check("warm_up", warm_up)
     classes = clean_logits.shape[-1]
-    pbar = F.softmax(clean_logits.detach(), dim=-1).mean(dim=1)
+    pbar = F.softmax(clean_logits, dim=-1).mean(dim=1)  # not detached: the target carries the clean copies' gradient
     weight = mix_weight.view(-1, 1).to(pbar.dtype)
     target = (1 - weight) * pbar + weight / classes
     log_mix = F.log_softmax(mix_logits, dim=-1)

@@ -44,7 +44,7 @@ from smoothcert.models.checkpoint import load_checkpoint, save_checkpoint
 from smoothcert.runtime.allocator import keep_heap_memory
 from smoothcert.runtime.distributed import Distributed, local
 from smoothcert.runtime.seeding import AUGMENT, DATA_ORDER, EVAL_NOISE, INIT, TRAIN_NOISE, derive_seed, generator_for
-from smoothcert.training.attacks import catrs_noise_attack, smoothed_pgd, smoothmix_path
+from smoothcert.training.attacks import catrs_noise_attack, project_to_ball, smoothed_pgd, smoothmix_path
 from smoothcert.training.config import ADVERSARIAL, REGULARIZED, TrainConfig
 from smoothcert.training.diagnostics import (EPOCH_STATS, TrainingDiverged, batch_stats, named_stats, refuse_non_finite,
                                              warn_of_divergence)
@@ -55,17 +55,28 @@ from smoothcert.training.schedules import attack_radius, learning_rate_factor, m
 from smoothcert.training.soft_labels import read_votes
 
 
+def local_rows(global_batch: int, chunks: int, rank: int, world: int) -> torch.Tensor:
+    """The rows of a global batch that process ``rank`` of ``world`` takes: of each of the
+    ``chunks`` consecutive chunks of the global batch, its ``rank``-th equal share. Locally, the
+    ``chunks`` equal pieces of the process's rows are then its shares of the chunks, in order."""
+    chunk = global_batch // chunks
+    share = chunk // world
+    return torch.cat([torch.arange(c * chunk + rank * share, c * chunk + (rank + 1) * share) for c in range(chunks)])
+
+
 class GlobalBatchSampler(Sampler[list[int]]):
     """Global batches of a seeded permutation of the dataset; process ``rank`` of ``world`` gets
-    rows ``rank * b ... (rank + 1) * b - 1`` of each, ``b = global_batch / world``. The last
-    incomplete global batch is dropped so that every shard has the same size."""
+    its :func:`local_rows` of each (with one chunk: rows ``rank * b ... (rank + 1) * b - 1``,
+    ``b = global_batch / world``). The last incomplete global batch is dropped so that every shard
+    has the same size."""
 
-    def __init__(self, size: int, global_batch: int, rank: int, world: int, seed: int) -> None:
-        if global_batch % world:
-            raise ValueError(f"batch_size {global_batch} must be divisible by the number of processes {world}")
+    def __init__(self, size: int, global_batch: int, rank: int, world: int, seed: int, chunks: int = 1) -> None:
+        if global_batch % (world * chunks):
+            raise ValueError(f"batch_size {global_batch} must be divisible by the number of processes {world} times chunks {chunks}")
         if size < global_batch:
             raise ValueError(f"the training set has {size} examples, fewer than one batch of {global_batch}")
-        self.size, self.global_batch, self.rank, self.world, self.seed = size, global_batch, rank, world, seed
+        self.size, self.global_batch, self.seed = size, global_batch, seed
+        self.rows = local_rows(global_batch, chunks, rank, world)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -76,18 +87,16 @@ class GlobalBatchSampler(Sampler[list[int]]):
 
     def __iter__(self) -> Iterator[list[int]]:
         order = torch.randperm(self.size, generator=generator_for("cpu", self.seed, DATA_ORDER, self.epoch))
-        local = self.global_batch // self.world
         for step in range(len(self)):
-            start = step * self.global_batch + self.rank * local
-            yield order[start:start + local].tolist()
+            yield order[step * self.global_batch + self.rows].tolist()
 
 
-def noise_for_step(config: TrainConfig, shape: tuple[int, ...], epoch: int, step: int, env: Distributed) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Noise ``(b, k, *shape)`` for this process's rows of global batch ``step`` of ``epoch``,
-    and, for the single-draw variant, the index of the copy each example's ``l_per`` uses."""
+def noise_for_step(config: TrainConfig, shape: tuple[int, ...], epoch: int, step: int, env: Distributed) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """Noise ``(b, k, *shape)`` for this process's rows (:func:`local_rows`) of global batch
+    ``step`` of ``epoch``; for the single-draw variant, the index of the copy each example's
+    ``l_per`` uses; and the method's own draws (SmoothMix's mixing weights, CAT-RS's uniforms)."""
     generator = generator_for(env.device, config.seed, TRAIN_NOISE, epoch, step)
-    local = config.batch_size // env.world
-    rows = slice(env.rank * local, (env.rank + 1) * local)
+    rows = local_rows(config.batch_size, config.chunks, env.rank, env.world).to(env.device)
     noise = torch.randn((config.batch_size, config.k, *shape), generator=generator, device=env.device)[rows]
     noise.mul_(config.sigma)
     draw = extra = None
@@ -128,31 +137,38 @@ def training_step(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor,
 
 def _smoothmix_step(model: torch.nn.Module, attacked: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, noise: torch.Tensor,
                     mix: torch.Tensor, config: TrainConfig, epoch: int) -> LossParts:
-    """SmoothMix: the attack path in eval mode, the mixup point, then the clean and the mixed
-    copies through the model in two passes (:func:`~smoothcert.training.field_objectives.smoothmix_loss`)."""
+    """SmoothMix (Jeong et al. 2021, ``code/train.py``): the attack path in eval mode; the mixup
+    start (the clean input, or with ``mix_start = 1`` the first iterate projected to radius
+    ``w * alpha``, ``w`` the warm-up weight, which then also stands for the clean input in the
+    cross-entropy term, as the authors' attack returns it in place of the input); the mixup point;
+    then the start's and the mixed copies through the model in two passes
+    (:func:`~smoothcert.training.field_objectives.smoothmix_loss`)."""
     attacked.eval()
     first, last = smoothmix_path(attacked, x, labels, noise, config.mix_steps, config.mix_step_size)
     attacked.train()
+    warm_up = mixup_weight(config, epoch)
+    start = x if config.mix_start == 0 else project_to_ball(first, x, warm_up * config.mix_step_size)
     weight = mix.view(-1, *([1] * (x.ndim - 1)))
-    mixed = (1 - weight) * (x if config.mix_start == 0 else first) + weight * last
+    mixed = (1 - weight) * start + weight * last
     batch, copies = noise.shape[:2]
-    clean = model((x.unsqueeze(1) + noise).flatten(0, 1)).view(batch, copies, -1)
+    clean = model((start.unsqueeze(1) + noise).flatten(0, 1)).view(batch, copies, -1)
     mixed_logits = model((mixed.unsqueeze(1) + noise).flatten(0, 1)).view(batch, copies, -1)
-    return smoothmix_loss(clean, mixed_logits, labels, mix, config.eta, mixup_weight(config, epoch))
+    return smoothmix_loss(clean, mixed_logits, labels, mix, config.eta, warm_up)
 
 
 def _catrs_step(model: torch.nn.Module, attacked: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, noise: torch.Tensor,
                 uniforms: torch.Tensor, target: torch.Tensor, config: TrainConfig) -> LossParts:
-    """CAT-RS: the copies' confidence draws ``K``; the examples with ``K = k`` get their noise
-    attacked (in eval mode) and their high-confidence term
+    """CAT-RS (Jeong et al. 2023, ``code/train_catrs.py``): the clean copies (train mode) give the
+    confidence draws ``K``; the noise of every example is attacked (eval mode) and the attacked
+    copies go through the model (train mode) whatever ``K`` is, as the authors' script does; the
+    high-confidence term counts where ``K = k``
     (:func:`~smoothcert.training.field_objectives.catrs_loss`)."""
     batch, copies = noise.shape[:2]
     logits = model((x.unsqueeze(1) + noise).flatten(0, 1)).view(batch, copies, -1)
     confidence = (logits.detach().argmax(dim=-1) == labels.view(-1, 1)).float().mean(dim=1, keepdim=True)
     kept = (uniforms < confidence).sum(dim=1)
-    confident = kept == copies
     adversarial_logits = None
-    if config.lam and bool(confident.any()):
+    if config.lam:
         attacked.eval()
         attacked_noise = catrs_noise_attack(attacked, x, noise, target, config.eps, config.attack_steps)
         attacked.train()
@@ -263,7 +279,7 @@ def prepare_run(config: TrainConfig, env: Distributed, resume: bool) -> Training
     soft_labels = None
     if config.method == "catrs":
         soft_labels = torch.as_tensor(read_votes(config.catrs_votes, config.dataset, len(train_set)), dtype=torch.float32, device=env.device)
-    sampler = GlobalBatchSampler(len(train_set), config.batch_size, env.rank, env.world, config.seed)
+    sampler = GlobalBatchSampler(len(train_set), config.batch_size, env.rank, env.world, config.seed, config.chunks)
     loader = DataLoader(WithIndex(train_set), batch_sampler=sampler, num_workers=config.workers, pin_memory=env.device.type == "cuda")
     return TrainingRun(config, env, info, model, wrapped, optimizer, scheduler, sampler, loader, test_set, soft_labels, out_dir,
                        start_epoch, log_rows)
@@ -285,8 +301,9 @@ class WithIndex(Dataset):
 
 def train_one_epoch(run: TrainingRun, epoch: int, progress: bool) -> dict[str, float]:
     """Train epoch ``epoch`` (from 0); its :data:`~smoothcert.training.diagnostics.EPOCH_STATS`
-    by name, means over its global batches (the epoch stops early once its running loss is not
-    finite on this process)."""
+    by name, means over its optimizer steps (``chunks`` per global batch, each on its chunk's
+    ``batch_size / chunks`` examples and their noisy copies, as the field's scripts step; the epoch
+    stops early once its running loss is not finite on this process)."""
     config, env = run.config, run.env
     run.sampler.set_epoch(epoch)
     torch.manual_seed(derive_seed(config.seed, AUGMENT, epoch))
@@ -297,20 +314,26 @@ def train_one_epoch(run: TrainingRun, epoch: int, progress: bool) -> dict[str, f
         x, labels = x.to(env.device, non_blocking=True), labels.to(env.device, non_blocking=True)
         noise, draw, extra = noise_for_step(config, run.info.input_shape, epoch, step, env)
         target = run.soft_labels[index.to(env.device)] if run.soft_labels is not None else None
-        parts = training_step(run.wrapped, x, labels, noise, draw, config, attack_model=run.model, epoch=epoch, extra=extra, target=target)
-        run.optimizer.zero_grad(set_to_none=True)
-        parts.loss.backward()
-        run.optimizer.step()
-        sums += batch_stats(parts)
+        for piece in zip(*(_pieces(t, config.chunks) for t in (x, labels, noise, draw, extra, target))):
+            parts = training_step(run.wrapped, *piece[:4], config, attack_model=run.model, epoch=epoch, extra=piece[4], target=piece[5])
+            run.optimizer.zero_grad(set_to_none=True)
+            parts.loss.backward()
+            run.optimizer.step()
+            sums += batch_stats(parts)
         if step % 20 == 19:
-            running = named_stats(sums, step + 1)
+            running = named_stats(sums, (step + 1) * config.chunks)
             if not math.isfinite(running["loss"]):
                 break
             bar.set_postfix(loss=f"{running['loss']:.3f}", noisy_acc=f"{running['train_noisy_acc']:.3f}")
     if env.world > 1:  # every process's share of the global batches
         torch.distributed.all_reduce(sums)
         sums /= env.world
-    return named_stats(sums, len(run.loader))
+    return named_stats(sums, len(run.loader) * config.chunks)
+
+
+def _pieces(batch: torch.Tensor | None, chunks: int) -> tuple[torch.Tensor | None, ...]:
+    """``batch`` in ``chunks`` equal consecutive pieces along its first dimension (None: ``chunks`` Nones)."""
+    return (None,) * chunks if batch is None else batch.chunk(chunks)
 
 
 def finish_epoch(run: TrainingRun, epoch: int, stats: dict[str, float], lr: float, started: float, board: Board,
