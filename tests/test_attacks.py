@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from smoothcert.training.attacks import smoothed_attack_objective, smoothed_pgd
+from smoothcert.training.methods.smoothadv import smoothed_attack_objective, smoothed_pgd
 from smoothcert.models import build_model
 
 

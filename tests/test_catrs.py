@@ -95,7 +95,7 @@ def test_the_attacked_copies_go_through_the_model_whether_or_not_an_example_is_c
     never = torch.ones(4, 2)  # no uniform below any confidence: K = 0, clipped to 1 < k
     parts = training_step(model, x, labels, noise, None, config, extra=never, target=torch.full((4, 3), 1 / 3))
     assert passes == [True, False, False, False, True]  # clean copies, 3 attack steps (eval), attacked copies
-    from smoothcert.training.field_objectives import catrs_low_confidence
+    from smoothcert.training.methods.catrs import catrs_low_confidence
 
     clean = model((x.unsqueeze(1) + noise).flatten(0, 1)).view(4, 2, -1)
     low = catrs_low_confidence(clean, labels, torch.zeros(4, dtype=torch.long)).mean()  # no example confident: L_low alone

@@ -9,9 +9,11 @@ import torch
 from scipy.special import softmax
 from scipy.stats import norm
 
-from smoothcert.training.attacks import catrs_noise_attack, smoothed_attack_objective, smoothmix_path
-from smoothcert.training.field_objectives import (catrs_high_confidence, catrs_loss, catrs_low_confidence, consistency_loss, macer_loss,
-                                                 smoothmix_loss)
+from smoothcert.training.methods.catrs import catrs_high_confidence, catrs_loss, catrs_low_confidence, catrs_noise_attack
+from smoothcert.training.methods.consistency import consistency_loss
+from smoothcert.training.methods.macer import macer_loss
+from smoothcert.training.methods.smoothadv import smoothed_attack_objective
+from smoothcert.training.methods.smoothmix import smoothmix_loss, smoothmix_path
 
 
 @pytest.fixture

@@ -11,7 +11,10 @@ import torch
 from scipy.special import log_softmax, softmax
 from scipy.stats import norm
 
-from smoothcert.training.field_objectives import catrs_loss, consistency_loss, macer_loss, smoothmix_loss
+from smoothcert.training.methods.catrs import catrs_loss
+from smoothcert.training.methods.consistency import consistency_loss
+from smoothcert.training.methods.macer import macer_loss
+from smoothcert.training.methods.smoothmix import smoothmix_loss
 from smoothcert.training.objectives import regularized_risk
 
 TOLERANCE = 1e-9

@@ -27,6 +27,7 @@ from smoothcert.studies.reproduce import CIFAR_FULL, CIFAR_TRAIN, choose_plan
 from smoothcert.training.config import ADRE_CAP, preset
 from smoothcert.training.epoch_log import read_log
 from smoothcert.training.loop import train
+from smoothcert.training.methods import method_named
 from smoothcert.training.soft_labels import read_votes
 
 METHODS: dict[str, dict[str, Any]] = {
@@ -40,7 +41,7 @@ METHODS: dict[str, dict[str, Any]] = {
     "CAT-RS": dict(method="catrs"),
 }
 """Each method's settings beyond the preset; the field's methods take their authors' defaults
-(:func:`smoothcert.training.config.method_defaults`)."""
+(:meth:`smoothcert.training.methods.base.Method.defaults`)."""
 CAPPED_TWINS = {"ADRE_REG faithful": "ADRE_REG capped"}
 """A method whose runs its capped twin's stand for when the cap never bound in them
 (:attr:`smoothcert.studies.finished_runs.Cell.capped_twin`)."""
@@ -134,17 +135,22 @@ def method_cell(plan: ComparePlan, name: str, data_dir: str | None, **settings: 
                 _folder(twin) if twin in plan.methods else None)
 
 
+def _needs_votes(name: str) -> bool:
+    """Whether method ``name`` of :data:`METHODS` trains against smoothed predictions (CAT-RS)."""
+    return method_named(METHODS[name]["method"]).soft_targets
+
+
 def comparison_cells(plan: ComparePlan, root: Path, data_dir: str | None) -> list[Cell]:
     """The cells of ``plan`` with its study folder ``root`` (CAT-RS's votes file lies in it)."""
     votes = dict(catrs_votes=str(_votes_path(plan, root)))
-    return [method_cell(plan, name, data_dir, **(votes if name == "CAT-RS" else {})) for name in plan.methods]
+    return [method_cell(plan, name, data_dir, **(votes if _needs_votes(name) else {})) for name in plan.methods]
 
 
 def run_comparison(plan: ComparePlan, out_dir: str | Path, progress: bool = True, log: Callable[[str], None] = print,
                    data_dir: str | None = None) -> Path:
     """Run (or resume) the comparison and write ``compare.md`` to ``out_dir``; returns its path."""
     root = ensure_writable_folder(out_dir)
-    if "CAT-RS" in plan.methods:
+    if any(_needs_votes(name) for name in plan.methods):
         _votes(plan, root, data_dir, progress)
     rows, per_epoch = [], {}
     for name, cell in zip(plan.methods, comparison_cells(plan, root, data_dir)):

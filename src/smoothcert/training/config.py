@@ -3,26 +3,17 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
 from typing import Any
 
 from smoothcert.data import dataset_info
 from smoothcert.models import ARCHITECTURES
+from smoothcert.training.methods import REGISTRY, method_named
+from smoothcert.training.methods.macer import BETA, GAMMA
 from smoothcert.validators import (NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, SHARE, ZERO_OR_ONE, field_problems, optional,
                                    setting)
 
-METHODS = ("basic", "adre", "smoothadv", "adre_adv", "macer", "consistency", "smoothmix", "catrs")
-ADVERSARIAL = ("smoothadv", "adre_adv")
-REGULARIZED = ("adre", "adre_adv")
 SCHEDULES = ("step", "cosine")
-CHUNKED_BY_COPIES = ("smoothadv", "consistency", "smoothmix", "catrs")
-"""Methods whose authors' scripts split each loader batch of B examples into m chunks of B / m
-(each with its m noisy copies) and take one SGD step per chunk: SmoothAdv (Salman et al.,
-``code/train_pgd.py``, ``get_minibatches``), Consistency (``code/train_consistency.py``), SmoothMix
-(``code/train_smoothmix.py``) and CAT-RS (``code/train_cat.py``), all via a chunking helper before
-the inner loop. :func:`preset` sets ``chunks = k`` for them; MACER (Zhai et al., ``main_cifar.py``)
-takes one step per batch."""
 ADRE_CAP = 6.9
 """The per-example bound on ``l_adre`` of the capped ADRE_REG: ``-log 0.001``, a runner-up
 probability of 0.001 (the demo's and the studies' capped cells)."""
@@ -36,7 +27,8 @@ class TrainConfig:
 
     dataset: str = setting("mnist", None)  # set by the preset: no option of its own
     arch: str = setting("small_cnn", "architecture", choices=tuple(ARCHITECTURES))
-    method: str = setting("basic", "training method", choices=METHODS)
+    method: str = setting("basic", "training method: " + "; ".join(f"{name}, {m.description}" for name, m in REGISTRY.items()),
+                          choices=tuple(REGISTRY))
     sigma: float = setting(0.25, "noise level", POSITIVE)
     k: int = setting(1, "noisy copies per example", POSITIVE_INT)
     chunks: int = setting(1, "optimizer steps per loader batch: the batch is split into this many chunks of batch_size / chunks "
@@ -48,8 +40,8 @@ class TrainConfig:
     single_draw_per: bool = setting(False, "l_per from one random noisy copy (the paper's Table 1 variant)")
     adre_cap: float | None = setting(None, f"bound l_adre per example (e.g. {ADRE_CAP} = -log 0.001); off by default",
                                      optional(POSITIVE))
-    gamma: float = setting(8.0, "MACER's hinge on the tempered margin xi", POSITIVE)
-    beta: float = setting(16.0, "MACER's temperature of the robustness term's soft smoothed classifier", POSITIVE)
+    gamma: float = setting(GAMMA, "MACER's hinge on the tempered margin xi", POSITIVE)
+    beta: float = setting(BETA, "MACER's temperature of the robustness term's soft smoothed classifier", POSITIVE)
     eta: float = setting(0.5, "Consistency's weight of the entropy of the mean prediction; SmoothMix's weight of the mixup term",
                          NON_NEGATIVE)
     mix_steps: int = setting(4, "SmoothMix's attack steps T", POSITIVE_INT)
@@ -83,13 +75,8 @@ class TrainConfig:
         """Refuse settings no run could use, naming each problem and what is expected."""
         info = dataset_info(self.dataset)  # raises on an unknown dataset
         problems = field_problems(self)
-        if self.method in REGULARIZED and self.lam == 0:
-            problems.append(f"method {self.method!r} needs lam > 0 (lam = 0 is {'basic' if self.method == 'adre' else 'smoothadv'})")
-        if self.method == "catrs" and (self.eps == 0 or not self.catrs_votes):
-            problems.append(f"method 'catrs' needs eps > 0 (the attack on the noise) and catrs_votes (--catrs-votes, the smoothed "
-                            f"predictions of smoothcert votes --split train), got eps={self.eps}, catrs_votes={self.catrs_votes!r}")
-        if self.method in ADVERSARIAL and self.eps == 0:
-            problems.append(f"method {self.method!r} needs eps > 0 (eps = 0 is {'basic' if self.method == 'smoothadv' else 'adre'})")
+        if self.method in REGISTRY:
+            problems += method_named(self.method).problems(self)
         chunked = all(POSITIVE_INT.holds(v) for v in (self.chunks, self.batch_size, self.k))
         if chunked and self.chunks > 1 and self.k == 1:
             problems.append(f"chunks={self.chunks} needs k > 1 noisy copies per example (with one copy, a smaller batch_size "
@@ -98,10 +85,6 @@ class TrainConfig:
             problems.append(f"chunks={self.chunks} must divide batch_size={self.batch_size} (each chunk holds batch_size / chunks "
                             f"examples; the field's methods default to chunks = k, their authors' layout: set --chunks 1 for one "
                             f"step per batch, or a batch size that k divides)")
-        if self.method == "consistency" and self.eps > 0:
-            problems.append(f"method 'consistency' takes no eps (got eps={self.eps}): the authors' Consistency over SmoothAdv uses "
-                            f"its own copies, lambda, radius and 10 attack steps, which smoothcert does not implement; train "
-                            f"'consistency' without eps, or 'smoothadv'")
         if self.schedule == "cosine" and self.warmup_epochs >= self.epochs:
             problems.append(f"warmup_epochs ({self.warmup_epochs}) must be below epochs ({self.epochs})")
         if info.needs_data_dir and not self.data_dir:
@@ -129,32 +112,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _by_sigma(sigma: float, values: tuple[float, float, float]) -> float:
-    """The value the authors use at sigma 0.25, 0.5 or 1.0, taking the nearest of those."""
-    return values[min(range(3), key=lambda i: abs(math.log(sigma / (0.25, 0.5, 1.0)[i])))]
-
-
-def method_defaults(method: str, sigma: float) -> dict[str, Any]:
-    """The hyper-parameters the authors' code uses for ``method`` at ``sigma`` on CIFAR-10 (used
-    on every dataset; the dataset's recipe is kept): MACER (Zhai et al.'s code, sigma = 0.25: k =
-    16, lambda = 12, gamma = 8, beta = 16; lambda = 4 at larger sigma, as later reimplementations);
-    Consistency (Jeong & Shin: m = 2, lambda = 20 / 10 / 10, eta = 0.5); SmoothMix (Jeong et
-    al. 2021: m = 2, T = 4, alpha = 0.5 / 1.0 / 2.0, eta = 5); CAT-RS (Jeong et al. 2023: m = 4,
-    eps = 1.0, T = 4, lambda = 0.5 / 1.0 / 2.0), for sigma = 0.25 / 0.5 / 1.0. Other methods: none."""
-    if method == "macer":
-        return dict(k=16, lam=_by_sigma(sigma, (12.0, 4.0, 4.0)), gamma=8.0, beta=16.0)
-    if method == "consistency":
-        return dict(k=2, lam=_by_sigma(sigma, (20.0, 10.0, 10.0)), eta=0.5)
-    if method == "smoothmix":
-        return dict(k=2, eta=5.0, mix_steps=4, mix_step_size=_by_sigma(sigma, (0.5, 1.0, 2.0)))
-    if method == "catrs":
-        return dict(k=4, eps=1.0, attack_steps=4, lam=_by_sigma(sigma, (0.5, 1.0, 2.0)))
-    return {}
-
-
 def preset(name: str, **overrides: Any) -> TrainConfig:
     """A named recipe (``mnist``, ``cifar10``, ``imagenet``) with any field overridden; a method
-    of the field starts from its authors' hyper-parameters (:func:`method_defaults`)."""
+    of the field starts from its authors' hyper-parameters at the nearest of sigma 0.25 / 0.5 / 1.0
+    (:meth:`~smoothcert.training.methods.base.Method.defaults`) and their step layout
+    (``chunks = k`` where :attr:`~smoothcert.training.methods.base.Method.chunked_by_copies`)."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     known = {f.name for f in fields(TrainConfig)}
@@ -163,9 +125,9 @@ def preset(name: str, **overrides: Any) -> TrainConfig:
         raise ValueError(f"unknown training options {sorted(unknown)}")
     recipe = {**PRESETS[name], **overrides}
     sigma = recipe.get("sigma", TrainConfig.sigma)
-    method = recipe.get("method", "basic")
-    defaults = method_defaults(method, sigma) if isinstance(sigma, (int, float)) and sigma > 0 else {}
+    method = REGISTRY.get(recipe.get("method", TrainConfig.method))
+    defaults = method.defaults(sigma) if method is not None and isinstance(sigma, (int, float)) and sigma > 0 else {}
     recipe = {**PRESETS[name], **defaults, **overrides}
-    if method in CHUNKED_BY_COPIES and "chunks" not in overrides:
+    if method is not None and method.chunked_by_copies and "chunks" not in overrides:
         recipe["chunks"] = recipe.get("k", TrainConfig.k)
     return TrainConfig(**recipe)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import torch
 
-from smoothcert.training.config import ADRE_CAP, REGULARIZED, TrainConfig
+from smoothcert.training.config import ADRE_CAP, TrainConfig
+from smoothcert.training.methods import method_named
 from smoothcert.training.objectives import LossParts
 
 EPOCH_STATS = ("loss", "l_per", "l_adre", "train_noisy_acc", "all_correct", "max_logit", "adre_capped")
@@ -51,7 +52,7 @@ def refuse_non_finite(stats: dict[str, float], config: TrainConfig, epoch: int, 
         return
     hint = ("ADRE's regularized risk is unbounded below (eq. 5 with cross-entropy: -lam * l_adre -> -inf as the logits "
             f"grow on examples classified correctly under all noise); bound it with --adre-cap (e.g. {ADRE_CAP} = -log 0.001) or "
-            "lower lam" if config.method in REGULARIZED else "lower the learning rate (--lr)")
+            "lower lam" if method_named(config.method).regularized else "lower the learning rate (--lr)")
     kept = f"the checkpoint of epoch {epoch} is kept" if epoch else "no checkpoint was written"
     raise TrainingDiverged(f"the loss became non-finite in epoch {epoch + 1} ({config.method}, lam={config.lam}); {kept} "
                            f"at {checkpoint_path}; {hint}")
@@ -60,7 +61,7 @@ def refuse_non_finite(stats: dict[str, float], config: TrainConfig, epoch: int, 
 def warn_of_divergence(stats: dict[str, float], best_accuracy: float, config: TrainConfig, epoch: int) -> None:
     """Warn when the accuracy under noise of epoch ``epoch`` (from 0) collapsed below
     :data:`COLLAPSE_SHARE` of ``best_accuracy``, or faithful ADRE's ``l_adre`` passed :data:`RUNAWAY_L_ADRE`."""
-    accuracy, regularized = stats["train_noisy_acc"], config.method in REGULARIZED
+    accuracy, regularized = stats["train_noisy_acc"], method_named(config.method).regularized
     if accuracy < COLLAPSE_SHARE * best_accuracy:
         warnings.warn(f"epoch {epoch + 1}: accuracy under noise collapsed from {best_accuracy:.3f} to {accuracy:.3f}"
                       + (f"; ADRE's objective is unbounded below, consider --adre-cap {ADRE_CAP} or a smaller lam" if regularized else ""),

@@ -1,17 +1,7 @@
-"""One training loop for the four methods of Algorithm 1 of the spec and the field's methods.
-
-===============  ====================================  =================================================================
-method           inputs of the loss                    loss
-===============  ====================================  =================================================================
-``basic``        ``x + delta_j``                       ``l_per`` (Cohen et al.)
-``adre``         ``x + delta_j``                       ``l_per - lam * l_adre`` (eq. 5-8)
-``smoothadv``    ``x_adv + delta_j``, eq. 12, 0        ``l_per`` (Salman et al.)
-``adre_adv``     ``x_adv + delta_j``, eq. 12-13        ``l_per - lam * l_adre``
-``macer``        ``x + delta_j``                       MACER (Zhai et al.), :mod:`~smoothcert.training.field_objectives`
-``consistency``  ``x + delta_j``, ``x_adv`` if eps > 0  Consistency (Jeong & Shin), same module
-``smoothmix``    ``x + delta_j``, ``x_mix + delta_j``  SmoothMix (Jeong et al.), same module
-``catrs``        ``x + delta_j``, ``x + delta*_j``     CAT-RS (Jeong et al.), same module
-===============  ====================================  =================================================================
+"""One training loop for every method of :mod:`smoothcert.training.methods` (the four of Algorithm 1
+of the spec and the field's): the loop draws a step's noise, splits the batch into the method's
+chunks and asks the method (:meth:`~smoothcert.training.methods.base.Method.step`) for each
+chunk's loss.
 
 The ``k`` noisy copies of a batch go through the network as one batch. Every random draw is a
 function of the run's seed (:mod:`smoothcert.runtime.seeding`): the data order of epoch ``e``, the noise
@@ -44,14 +34,13 @@ from smoothcert.models.checkpoint import load_checkpoint, save_checkpoint
 from smoothcert.runtime.allocator import keep_heap_memory
 from smoothcert.runtime.distributed import Distributed, local
 from smoothcert.runtime.seeding import AUGMENT, DATA_ORDER, EVAL_NOISE, INIT, TRAIN_NOISE, derive_seed, generator_for
-from smoothcert.training.attacks import catrs_noise_attack, project_to_ball, smoothed_pgd, smoothmix_path
-from smoothcert.training.config import ADVERSARIAL, REGULARIZED, TrainConfig
+from smoothcert.training.config import TrainConfig
 from smoothcert.training.diagnostics import (EPOCH_STATS, TrainingDiverged, batch_stats, named_stats, refuse_non_finite,
                                              warn_of_divergence)
 from smoothcert.training.epoch_log import Board, read_log, write_log
-from smoothcert.training.field_objectives import catrs_loss, consistency_loss, macer_loss, smoothmix_loss
-from smoothcert.training.objectives import LossParts, regularized_risk
-from smoothcert.training.schedules import attack_radius, learning_rate_factor, mixup_weight, regularizer_weight
+from smoothcert.training.methods import StepInputs, method_named
+from smoothcert.training.objectives import LossParts
+from smoothcert.training.schedules import learning_rate_factor, regularizer_weight
 from smoothcert.training.soft_labels import read_votes
 
 
@@ -99,91 +88,26 @@ def noise_for_step(config: TrainConfig, shape: tuple[int, ...], epoch: int, step
     rows = local_rows(config.batch_size, config.chunks, env.rank, env.world).to(env.device)
     noise = torch.randn((config.batch_size, config.k, *shape), generator=generator, device=env.device)[rows]
     noise.mul_(config.sigma)
-    draw = extra = None
+    draw = None
     if config.single_draw_per:
         draw = torch.randint(config.k, (config.batch_size,), generator=generator, device=env.device)[rows]
-    if config.method == "smoothmix":  # the mixing weight of each example, U[0, 1/2]
-        extra = 0.5 * torch.rand((config.batch_size,), generator=generator, device=env.device)[rows]
-    if config.method == "catrs":  # uniforms whose count below the confidence c is K ~ Bin(k, c)
-        extra = torch.rand((config.batch_size, config.k), generator=generator, device=env.device)[rows]
-    return noise, draw, extra
+    extra = method_named(config.method).draws(config, generator, env.device)
+    return noise, draw, None if extra is None else extra[rows]
 
 
 def training_step(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, noise: torch.Tensor,
                   draw: torch.Tensor | None, config: TrainConfig, attack_model: torch.nn.Module | None = None,
                   epoch: int = 0, extra: torch.Tensor | None = None, target: torch.Tensor | None = None) -> LossParts:
-    """Loss of one batch of epoch ``epoch`` under ``config.method`` (backward not taken).
-    ``attack_model`` is the module the attack differentiates (the unwrapped model under
-    DistributedDataParallel); the attack maximizes the objective the loss uses, ADRE cap included.
+    """Loss of one chunk of epoch ``epoch`` under ``config.method`` (backward not taken), with the
+    epoch's lambda (:func:`~smoothcert.training.schedules.regularizer_weight`). ``attack_model``
+    is the module an attack differentiates (the unwrapped model under DistributedDataParallel).
     ``extra`` holds the method's own draws (SmoothMix's mixing weights, CAT-RS's uniforms) and
     ``target`` CAT-RS's smoothed predictions of the batch."""
     lam = regularizer_weight(config, epoch)
     if lam != config.lam:  # lambda deferred (lam_delay)
         config = replace(config, lam=lam)
-    if config.method == "smoothmix":
-        return _smoothmix_step(model, attack_model or model, x, labels, noise, extra, config, epoch)
-    if config.method == "catrs":
-        return _catrs_step(model, attack_model or model, x, labels, noise, extra, target, config)
-    if config.method in ADVERSARIAL or (config.method == "consistency" and config.eps > 0):  # Consistency's SmoothAdv variant
-        attacked = attack_model or model
-        attacked.eval()
-        lam = config.lam if config.method in REGULARIZED else 0.0
-        x = smoothed_pgd(attacked, x, labels, noise, attack_radius(config, epoch), config.attack_steps, lam=lam, adre_cap=config.adre_cap)
-        attacked.train()
-    batch, copies = noise.shape[:2]
-    logits = model((x.unsqueeze(1) + noise).flatten(0, 1)).view(batch, copies, -1)
-    return objective(logits, labels, draw, config)
-
-
-def _smoothmix_step(model: torch.nn.Module, attacked: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, noise: torch.Tensor,
-                    mix: torch.Tensor, config: TrainConfig, epoch: int) -> LossParts:
-    """SmoothMix (Jeong et al. 2021, ``code/train.py``): the attack path in eval mode; the mixup
-    start (the clean input, or with ``mix_start = 1`` the first iterate projected to radius
-    ``w * alpha``, ``w`` the warm-up weight, which then also stands for the clean input in the
-    cross-entropy term, as the authors' attack returns it in place of the input); the mixup point;
-    then the start's and the mixed copies through the model in two passes
-    (:func:`~smoothcert.training.field_objectives.smoothmix_loss`)."""
-    attacked.eval()
-    first, last = smoothmix_path(attacked, x, labels, noise, config.mix_steps, config.mix_step_size)
-    attacked.train()
-    warm_up = mixup_weight(config, epoch)
-    start = x if config.mix_start == 0 else project_to_ball(first, x, warm_up * config.mix_step_size)
-    weight = mix.view(-1, *([1] * (x.ndim - 1)))
-    mixed = (1 - weight) * start + weight * last
-    batch, copies = noise.shape[:2]
-    clean = model((start.unsqueeze(1) + noise).flatten(0, 1)).view(batch, copies, -1)
-    mixed_logits = model((mixed.unsqueeze(1) + noise).flatten(0, 1)).view(batch, copies, -1)
-    return smoothmix_loss(clean, mixed_logits, labels, mix, config.eta, warm_up)
-
-
-def _catrs_step(model: torch.nn.Module, attacked: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, noise: torch.Tensor,
-                uniforms: torch.Tensor, target: torch.Tensor, config: TrainConfig) -> LossParts:
-    """CAT-RS (Jeong et al. 2023, ``code/train_catrs.py``): the clean copies (train mode) give the
-    confidence draws ``K``; the noise of every example is attacked (eval mode) and the attacked
-    copies go through the model (train mode) whatever ``K`` is, as the authors' script does; the
-    high-confidence term counts where ``K = k``
-    (:func:`~smoothcert.training.field_objectives.catrs_loss`)."""
-    batch, copies = noise.shape[:2]
-    logits = model((x.unsqueeze(1) + noise).flatten(0, 1)).view(batch, copies, -1)
-    confidence = (logits.detach().argmax(dim=-1) == labels.view(-1, 1)).float().mean(dim=1, keepdim=True)
-    kept = (uniforms < confidence).sum(dim=1)
-    adversarial_logits = None
-    if config.lam:
-        attacked.eval()
-        attacked_noise = catrs_noise_attack(attacked, x, noise, target, config.eps, config.attack_steps)
-        attacked.train()
-        adversarial_logits = model((x.unsqueeze(1) + attacked_noise).flatten(0, 1)).view(batch, copies, -1)
-    return catrs_loss(logits, adversarial_logits, labels, target, kept, config.lam)
-
-
-def objective(logits: torch.Tensor, labels: torch.Tensor, draw: torch.Tensor | None, config: TrainConfig) -> LossParts:
-    """The loss of ``config.method`` on the logits ``(B, k, C)`` of the noisy copies."""
-    if config.method == "macer":
-        return macer_loss(logits, labels, config.sigma, config.lam, config.gamma, config.beta)
-    if config.method == "consistency":
-        return consistency_loss(logits, labels, config.lam, config.eta)
-    lam = config.lam if config.method in REGULARIZED else 0.0
-    return regularized_risk(logits, labels, lam, single_draw=draw, adre_cap=config.adre_cap, label_smoothing=config.label_smoothing)
+    return method_named(config.method).step(model, attack_model or model, StepInputs(x, labels, noise, draw, extra, target), config,
+                                            epoch)
 
 
 def noisy_test_accuracy(model: torch.nn.Module, dataset, config: TrainConfig, device: torch.device, epoch: int) -> float:
@@ -277,7 +201,7 @@ def prepare_run(config: TrainConfig, env: Distributed, resume: bool) -> Training
     if env.world > 1:
         wrapped = torch.nn.parallel.DistributedDataParallel(model, device_ids=[env.device.index] if env.device.type == "cuda" else None)
     soft_labels = None
-    if config.method == "catrs":
+    if method_named(config.method).soft_targets:
         soft_labels = torch.as_tensor(read_votes(config.catrs_votes, config.dataset, len(train_set)), dtype=torch.float32, device=env.device)
     sampler = GlobalBatchSampler(len(train_set), config.batch_size, env.rank, env.world, config.seed, config.chunks)
     loader = DataLoader(WithIndex(train_set), batch_sampler=sampler, num_workers=config.workers, pin_memory=env.device.type == "cuda")

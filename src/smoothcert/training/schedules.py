@@ -4,8 +4,10 @@ weight of the regularizer and SmoothMix's mixup weight."""
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-from smoothcert.training.config import TrainConfig
+if TYPE_CHECKING:
+    from smoothcert.training.config import TrainConfig
 
 
 def learning_rate_factor(config: TrainConfig, epoch: int) -> float:
