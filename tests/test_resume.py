@@ -141,13 +141,13 @@ def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp
     out = tmp_path / "run"
     assert main(train_arguments(out, "--epochs", "1")) == 0
     before = (out / "checkpoint.pt").read_bytes()
-    real = smoothcert.training.loop.regularized_risk
+    real = smoothcert.training.methods.basic.regularized_risk
 
     def diverging(*args, **kwargs):
         parts = real(*args, **kwargs)
         return dataclasses.replace(parts, loss=parts.loss * float("nan"))
 
-    monkeypatch.setattr(smoothcert.training.loop, "regularized_risk", diverging)
+    monkeypatch.setattr(smoothcert.training.methods.basic, "regularized_risk", diverging)
     with pytest.raises(TrainingDiverged, match="non-finite in epoch 2 .*the checkpoint of epoch 1 is kept"):
         train(preset("mnist", epochs=2, sigma=0.5, batch_size=200, out_dir=str(out)), resume=True, progress=False)
     assert main(train_arguments(out, "--resume")) == 2
