@@ -7,6 +7,7 @@ file there must hold the bytes it held before, and no file may have been added.
 """
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +69,19 @@ def ws(tmp_path_factory) -> dict[str, Path]:
     (bad / "empty.tsv").write_text("")
     (bad / "bad-cell.tsv").write_text("idx\tlabel\tpredict\tradius\tcorrect\ttime\n0\t1\tseven\t0.5\t1\t0.1\n")
     (bad / "cifar-votes.tsv").write_text("idx\tlabel\tvotes\n0\t3\t0,0,0,10,0,0,0,0,0,0\n")
+    os.mkfifo(bad / "fifo.tsv")
+    (bad / "binary.tsv").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe" * 20)
+    (bad / "bom.tsv").write_text("\ufeffidx\tlabel\tpredict\tradius\tcorrect\ttime\n0\t1\t1\tnan\t1\t0.1\n", encoding="utf-8")
+    (bad / "repeated.tsv").write_text("idx\tlabel\tpredict\tradius\tcorrect\ttime\n0\t1\t1\t0.3\t1\t0.1\n0\t1\t1\t0.3\t1\t0.1\n")
+    garbage = (done / "cert.tsv").read_text().splitlines(keepends=True)
+    (bad / "garbage.tsv").write_text(garbage[0] + "not a row\n" + "".join(garbage[1:]))
+    (bad / "garbage.tsv.json").write_bytes((done / "cert.tsv.json").read_bytes())
+    (bad / "negative-votes.tsv").write_text("idx\tlabel\tvotes\n0\t3\t0,0,0,-10,0,0,0,0,0,20\n")
+    (bad / "negative-votes.tsv.json").write_text('{"dataset": "mnist", "split": "train", "n": 10}')
+    state = torch.load(checkpoint, weights_only=True)
+    first = next(k for k, v in state["state_dict"].items() if v.is_floating_point() and v.ndim == 4)
+    state["state_dict"][first][0].fill_(float("nan"))
+    torch.save(state, bad / "nan-weights.pt")
     (bad / "cifar-votes.tsv.json").write_text('{"dataset": "cifar10", "split": "train", "n": 10}')
     return {"root": root, "done": done, "run": run, "checkpoint": checkpoint, "bad": bad}
 
@@ -180,6 +194,22 @@ CASES = [
     ("train-catrs-missing-votes", FRESH + " --method catrs --k 2 --lam 0.5 --eps 1 --catrs-votes {bad}/nowhere.tsv", "no votes file"),
     ("train-catrs-other-votes", FRESH + " --method catrs --k 2 --lam 0.5 --eps 1 --catrs-votes {bad}/cifar-votes.tsv",
      "holds votes on 'cifar10' (train split), not on the training split of 'mnist'"),
+    ("certify-fifo", CERTIFY.replace("{done}/cert.tsv", "{bad}/fifo.tsv"), "is not a regular file (a FIFO)"),
+    ("certify-n-huge", "certify --checkpoint {checkpoint} --outfile {done}/huge.tsv --n 1000000000000000000000000000000 --max 1 --quiet",
+     "n must be a positive integer of at most 2**53"),
+    ("certify-nan-weights", "certify --checkpoint {bad}/nan-weights.pt --outfile {done}/nan.tsv --n 100 --quiet", "non-finite weights"),
+    ("certify-resume-garbage", "certify --checkpoint {checkpoint} --outfile {bad}/garbage.tsv --n 100 --batch 100 --max 2 --resume --quiet",
+     "line 2 is not a row of it"),
+    ("certify-batch-huge", "certify --checkpoint {checkpoint} --outfile {done}/big.tsv --n 100000 --batch 100000000000 --max 1000000 --quiet",
+     "lower --batch"),
+    ("analyze-binary", "analyze {bad}/binary.tsv --out-dir {done}/a2", "is not a text file"),
+    ("analyze-bom-nan", "analyze {bad}/bom.tsv --out-dir {done}/a2", "bom.tsv, line 2: radius must be a finite non-negative number"),
+    ("analyze-repeated", "analyze {bad}/repeated.tsv --out-dir {done}/a2", "line 3: idx 0 is repeated (first on line 2)"),
+    ("train-negative-votes", FRESH + " --method catrs --catrs-votes {bad}/negative-votes.tsv",
+     "negative-votes.tsv, line 2: votes must be non-negative integers"),
+    ("train-momentum", FRESH + " --momentum 1.5", "momentum must lie in [0, 1), got 1.5"),
+    ("train-arch-input", FRESH + " --arch cifar_resnet20", "architecture 'cifar_resnet20' does not take the inputs of 'mnist'"),
+    ("train-batch-huge", FRESH + " --batch-size 100000000", "fewer than one batch of 100000000"),
     ("train-chunks-zero", FRESH + " --chunks 0", "chunks must be a positive integer, got 0"),
     ("train-chunks-divide", FRESH + " --method consistency --batch-size 99", "chunks=2 must divide batch_size=99"),
     ("train-chunks-one-copy", FRESH + " --chunks 4", "chunks=4 needs k > 1 noisy copies per example"),
@@ -299,7 +329,7 @@ API_CASES = [
      "early_stop must be one of sequence, checkpoints"),
     ("settings-pb-bound", lambda ws, s: CertifySettings(pb_bound="union").validate(), ValueError, "pb_bound must be one of max, sum"),
     ("certify-sigma", lambda ws, s: certify_from_counts([5, 1], [5, 1], 0.01, -1.0), ValueError, "sigma"),
-    ("settings", lambda ws, s: CertifySettings(alpha=2, n=0).validate(), ValueError, "n must be a positive integer, got 0; alpha must lie"),
+    ("settings", lambda ws, s: CertifySettings(alpha=2, n=0).validate(), ValueError, "n must be a positive integer of at most 2**53, got 0; alpha must lie"),
     ("train-config", lambda ws, s: TrainConfig(sigma=-1, k=0).validate(), ValueError, "sigma must be a positive finite number, got -1; k must be a positive integer, got 0"),
     ("train-arch", lambda ws, s: preset("mnist", arch="vgg").validate(), ValueError, "arch must be one of small_cnn, small_cnn_bn, cifar_resnet20"),
     ("preset-field", lambda ws, s: preset("mnist", noise=0.5), ValueError, "unknown training options ['noise']"),
@@ -314,6 +344,12 @@ API_CASES = [
     ("analyze", lambda ws, s: analyze_files([ws["done"] / "cert.tsv"], radii=[math.nan]), ValueError, "a radius must be a non-negative finite number, got nan"),
     ("analyze-alpha", lambda ws, s: analyze_files([ws["done"] / "cert.tsv"], alpha=0.5), ValueError, "records certificates valid at level"),
     ("results", lambda ws, s: read_results(ws["bad"] / "none.tsv"), FileNotFoundError, "no results file"),
+    ("float64-input", lambda ws, s: s.certify(image().double(), 10, 10, 0.01), TypeError, "the classifier's weights are torch.float32"),
+    ("empty-input", lambda ws, s: s.predict(torch.zeros(0), 10, 0.01), ValueError, "x is empty"),
+    ("counts-overflow", lambda ws, s: certify_from_counts([5, 1], [2**64, 3], 0.01, 0.5), ValueError, "at most 2**53"),
+    ("counts-float-overflow", lambda ws, s: certify_from_counts([5, 1], [1e300, 3.0], 0.01, 0.5), ValueError, "at most 2**53"),
+    ("fifo-output", lambda ws, s: certify_dataset(s, load_dataset("mnist", "test"), ws["bad"] / "fifo.tsv", CertifySettings(n=100, max_count=1)),
+     ValueError, "is not a regular file"),
 ]
 
 

@@ -1,6 +1,8 @@
 """Atomic file writes: write to a temporary file beside the target, fsync it, rename it over the
 target, sync the folder. A reader (or a resumed run) sees the old file or the new one, never a
-half-written one, even when the writer is killed mid-write."""
+half-written one, even when the writer is killed mid-write. Only a regular file (or nothing) is
+replaced: a target that is a device, a FIFO, a socket or a link to one is refused, since the
+rename would put a regular file in its place."""
 
 from __future__ import annotations
 
@@ -36,10 +38,24 @@ def remove_stale_temporaries(path: str | Path) -> None:
         stale.unlink(missing_ok=True)
 
 
+def refuse_special(path: str | Path) -> Path:
+    """``path``, refused (ValueError) when it exists and is not a regular file once links are
+    followed: results are only ever written over regular files."""
+    target = Path(path)
+    if target.is_dir():
+        raise ValueError(f"{target} is a folder; expected the path of a file to write")
+    if (target.exists() or target.is_symlink()) and not target.is_file():
+        kind = "a device" if target.is_char_device() or target.is_block_device() else "a FIFO" if target.is_fifo() else \
+            "a socket" if target.is_socket() else "a broken link"
+        raise ValueError(f"{target} is not a regular file ({kind}); results are written only to regular files: choose another path")
+    return target
+
+
 def write_atomic(path: str | Path, mode: str, write: Callable[[IO[Any]], None]) -> Path:
     """Call ``write`` on a stream opened in ``mode`` over a temporary file beside ``path``, then
-    move it over ``path`` as the module describes; returns ``path``."""
-    target = Path(path)
+    move it over ``path`` as the module describes; returns ``path``. A ``path`` that is not a
+    regular file is refused (:func:`refuse_special`)."""
+    target = refuse_special(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")

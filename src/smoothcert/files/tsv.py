@@ -124,28 +124,54 @@ def parse_time(text: str) -> float:
 def read_results(path: str | Path) -> list[dict[str, Any]]:
     """Rows of a certification TSV (ours or Cohen et al.'s) as dicts with ``idx``, ``label``,
     ``predict`` (int), ``radius``, ``time`` (float), ``correct`` (bool) and any further columns
-    as strings."""
+    as strings. Every row is checked (:func:`_check_row`) and every ``idx`` must be new; a
+    refusal names the file and the line."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no results file {path}; expected a TSV written by smoothcert certify or Cohen et al.'s certify.py")
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark, as some editors write, is not part of the header
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not a text file (not UTF-8); expected a certification TSV") from None
+    lines = [(number, line) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
     if not lines:
         raise ValueError(f"{path} is empty; expected a header 'idx label predict radius correct time'")
-    header = lines[0].split("\t")
+    header = lines[0][1].split("\t")
     missing = [c for c in ("idx", "label", "predict", "radius", "correct", "time") if c not in header]
     if missing:
         raise ValueError(f"{path} lacks the column(s) {', '.join(missing)}; expected a certification TSV with header 'idx label predict radius correct time'")
-    rows = []
-    for number, line in enumerate(lines[1:], start=2):
-        cells = line.split("\t")
-        if len(cells) != len(header):
-            raise ValueError(f"{path}, line {number}: {len(cells)} cells for {len(header)} columns")
-        raw = dict(zip(header, cells))
+    rows, first_seen = [], {}
+    for number, line in lines[1:]:
         try:
-            row: dict[str, Any] = dict(raw)
-            row.update(idx=int(raw["idx"]), label=int(raw["label"]), predict=int(raw["predict"]), radius=float(raw["radius"]),
-                       correct=bool(int(raw["correct"])), time=parse_time(raw["time"]))
+            row = _parsed_row(header, line.split("\t"))
+            if row["idx"] in first_seen:
+                raise ValueError(f"idx {row['idx']} is repeated (first on line {first_seen[row['idx']]}); each example has one row "
+                                 "per file (were two files concatenated?)")
         except ValueError as error:
-            raise ValueError(f"{path}, line {number}: {error}") from error
+            raise ValueError(f"{path}, line {number}: {error}") from None
+        first_seen[row["idx"]] = number
         rows.append(row)
     return rows
+
+
+def _parsed_row(header: Sequence[str], cells: Sequence[str]) -> dict[str, Any]:
+    """One row's cells as :func:`read_results` returns them, checked by :func:`_check_row`."""
+    if len(cells) != len(header):
+        raise ValueError(f"{len(cells)} cells for {len(header)} columns")
+    raw = dict(zip(header, cells))
+    if raw["correct"].strip() not in ("0", "1"):
+        raise ValueError(f"correct must be 0 or 1, got {raw['correct']!r}")
+    row: dict[str, Any] = dict(raw)
+    row.update(idx=int(raw["idx"]), label=int(raw["label"]), predict=int(raw["predict"]), radius=float(raw["radius"]),
+               correct=raw["correct"].strip() == "1", time=parse_time(raw["time"]))
+    _check_row(row)
+    return row
+
+
+def _check_row(row: dict[str, Any]) -> None:
+    """A row's values must make sense: a finite non-negative radius (an abstention writes 0), and
+    ``correct`` only where the prediction is the label."""
+    if not (math.isfinite(row["radius"]) and row["radius"] >= 0):
+        raise ValueError(f"radius must be a finite non-negative number, got {row['radius']!r}")
+    if row["correct"] and row["predict"] != row["label"]:
+        raise ValueError(f"correct is 1 but predict {row['predict']} is not label {row['label']}")

@@ -57,6 +57,16 @@ def _check_integrity(path: Path) -> None:
         raise ValueError(f"{path} is corrupt: its part {damaged} fails its CRC-32 check; expected an intact file written by torch.save")
 
 
+def _reason(error: Exception) -> str:
+    """torch's reason for refusing a file, in one short line: for an unsafe pickle, the global it
+    would call (not torch's advice on how to load it unsafely), without terminal colour codes."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+    unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", text) or re.search(r"Unsupported operand (\S+)", text)
+    if unsafe:
+        return f"its pickle would call {unsafe.group(1)}, which weights-only loading refuses"
+    return " ".join(text.split())[:200]
+
+
 def _read(path: str | Path, map_location: str | torch.device) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
@@ -65,9 +75,8 @@ def _read(path: str | Path, map_location: str | torch.device) -> dict[str, Any]:
     try:
         entries = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises several types for a truncated, corrupt or unsafe file
-        reason = " ".join(str(error).split())
         raise ValueError(f"{path} is not a readable checkpoint (a file written by torch.save holding only tensors and plain "
-                         f"values is expected): {reason[:300]}") from None
+                         f"values is expected): {_reason(error)}") from None
     if not isinstance(entries, dict):
         raise ValueError(f"{path} holds a {type(entries).__name__}, not a checkpoint dict")
     return entries
@@ -121,6 +130,16 @@ def _fit(model: torch.nn.Module, state: dict[str, Any], path: Path, arch: str, n
         raise ValueError(f"{path} does not hold a {arch} with {num_classes} classes: {'; '.join(parts) or error}") from None
 
 
+def _refuse_non_finite(state: dict[str, Any], path: Path) -> None:
+    """Refuse weights that hold NaN or inf: a valid file (its CRC-32s hold) can carry them, and
+    argmax over NaN logits says class 0, so such a classifier would certify without complaint."""
+    broken = [key for key, value in state.items()
+              if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all())]
+    if broken:
+        raise ValueError(f"{path} holds non-finite weights (NaN or inf) in {', '.join(broken[:3])}{' ...' if len(broken) > 3 else ''}; "
+                         "a classifier with them certifies nothing meaningful: retrain, or load an earlier checkpoint")
+
+
 def load_classifier(
     path: str | Path, device: str | torch.device = "cpu", sigma: float | None = None, dataset: str | None = None,
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
@@ -158,6 +177,7 @@ def load_classifier(
         raise ValueError(f"{path} is in the layout of Cohen et al.'s released models, which do not record sigma: give the noise "
                          "level it was trained at (--sigma; e.g. 0.25 for a model from a folder noise_0.25)")
     POSITIVE.check("sigma", entries["sigma"])
+    _refuse_non_finite(entries["state_dict"], path)
     model = build_model(entries["arch"], entries["num_classes"], info.mean, info.std)
     _fit(model, entries["state_dict"], path, entries["arch"], entries["num_classes"])
     return model.to(device).eval(), entries

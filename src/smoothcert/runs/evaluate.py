@@ -9,10 +9,10 @@ sharded or subset run gives each example the numbers one uninterrupted run gives
 from __future__ import annotations
 
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 import torch.distributed as dist
@@ -21,11 +21,12 @@ from tqdm import tqdm
 
 from smoothcert.files.atomic import write_text_atomic
 from smoothcert.models.checkpoint import file_digest
-from smoothcert.runs.resume import leftover_shards, prepare_outputs, shard_path
+from smoothcert.runs.resume import leftover_shards, shard_path, writing
 from smoothcert.runtime.allocator import heap_kept, keep_heap_memory
 from smoothcert.runtime.seeding import CERTIFY_NOISE, generator_for
 from smoothcert.smoothing.certification import ALGORITHMS, CertifySettings, certify_batch
 from smoothcert.smoothing.classifier import SmoothedClassifier
+from smoothcert.smoothing.counting import NonFiniteLogits, pass_size, refuse_oversized_pass
 from smoothcert.statistics.certificates import ABSTAIN, Certificate, predict_from_counts
 from smoothcert.files.tsv import CERTIFY_COLUMNS, PREDICT_COLUMNS, ResultsFile, complete_lines, completed_indices
 
@@ -52,6 +53,18 @@ def output_paths(outfile: str | Path, method: str) -> dict[str, Path]:
         return {method: outfile}
     stem = outfile.name[:-4] if outfile.name.endswith(".tsv") else outfile.name
     return {name: outfile.with_name(f"{stem}.{name}.tsv") for name in ALGORITHMS[method]}
+
+
+@contextmanager
+def naming_examples(indices: Sequence[int]) -> Iterator[None]:
+    """Inside the block, non-finite logits on input ``i`` of a batch are refused naming the
+    dataset index ``indices[i]``."""
+    try:
+        yield
+    except NonFiniteLogits as error:
+        raise ValueError(f"the base classifier returned non-finite logits (NaN or inf) on noisy copies of example idx "
+                         f"{indices[error.positions[0]]} of the dataset; nothing is certified from them: check the checkpoint's "
+                         f"weights") from None
 
 
 def _row(idx: int, label: int, cert: Certificate, samples: int, seconds: float) -> dict:
@@ -83,8 +96,8 @@ def certify_dataset(
 
     With ``resume``, an output that already holds rows is continued: examples already there are
     skipped, a partial last row (a run killed mid-write) is dropped, and the settings must agree
-    with those recorded beside it (:func:`smoothcert.runs.resume.prepare_outputs`). Without it, an
-    output that holds rows is refused.
+    with those recorded beside it (:func:`smoothcert.runs.resume.writing`). Without it, an
+    output that holds rows is refused; so is an output another run is writing.
 
     Inputs whose ``n0 + n`` samples are fewer than ``batch_size`` are certified several at a time,
     their noise packed into shared forward passes (:meth:`SmoothedClassifier.count_phases`; the
@@ -104,19 +117,21 @@ def certify_dataset(
         keep_heap_memory()  # before the first pass, so that the record says whether it holds
     record = {**asdict(settings), "grid": list(settings.grid), "sigma": smoothed.sigma, "world": world, "keep_heap": heap_kept(),
               **(metadata or {})}
-    _prepare_on_first(paths.values(), record, resume, rank, world)
-    indices = _pending(paths, selected_indices(len(dataset), settings.skip, settings.max_count), rank, world)
-    targets = {name: (shard_path(path, rank, world) if world > 1 else path) for name, path in paths.items()}
-    with ExitStack() as stack:
-        files = {name: stack.enter_context(ResultsFile(path, CERTIFY_COLUMNS)) for name, path in targets.items()}
-        _certify_rows(smoothed, dataset, [i for i in indices if any(i not in f.done for f in files.values())], files, settings,
-                      device, progress)
-    if world > 1:
-        dist.barrier()
-        if rank == 0:
-            for path in paths.values():
-                _merge_shards(path, [shard_path(path, r, world) for r in range(world)], CERTIFY_COLUMNS)
-        dist.barrier()
+    refuse_oversized_pass(pass_size(settings.batch_size, _group_size(settings), (settings.n0, settings.n)), dataset[0][0].to(device))
+    with ExitStack() as writer:
+        _prepare_on_first(writer, paths.values(), record, resume, rank, world)
+        indices = _pending(paths, selected_indices(len(dataset), settings.skip, settings.max_count), rank, world)
+        targets = {name: (shard_path(path, rank, world) if world > 1 else path) for name, path in paths.items()}
+        with ExitStack() as stack:
+            files = {name: stack.enter_context(ResultsFile(path, CERTIFY_COLUMNS)) for name, path in targets.items()}
+            _certify_rows(smoothed, dataset, [i for i in indices if any(i not in f.done for f in files.values())], files, settings,
+                          device, progress)
+        if world > 1:
+            dist.barrier()
+            if rank == 0:
+                for path in paths.values():
+                    _merge_shards(path, [shard_path(path, r, world) for r in range(world)], CERTIFY_COLUMNS)
+            dist.barrier()
     return paths
 
 
@@ -134,11 +149,16 @@ def _pending(paths: dict[str, Path], selected: list[int], rank: int, world: int)
     return [i for i in selected if i not in done][rank::world]
 
 
+def _group_size(settings: CertifySettings) -> int:
+    """How many inputs share their forward passes (one with early stopping)."""
+    return 1 if settings.target_radius is not None else max(1, settings.batch_size // (settings.n0 + settings.n))
+
+
 def _certify_rows(smoothed: SmoothedClassifier, dataset: Dataset, todo: list[int], files: dict[str, ResultsFile],
                   settings: CertifySettings, device: torch.device, progress: bool) -> None:
     """Certify the examples ``todo``, a group at a time (:func:`certify_batch`), appending each
     algorithm's row to its file; the progress bar shows the first algorithm's accuracy."""
-    group = 1 if settings.target_radius is not None else max(1, settings.batch_size // (settings.n0 + settings.n))
+    group = _group_size(settings)
     shown, correct, finished = next(iter(files)), 0, 0
     bar = tqdm(total=len(todo), desc="certify", disable=None if progress else True)  # None: quiet off a terminal
     for first in range(0, len(todo), group):
@@ -147,7 +167,8 @@ def _certify_rows(smoothed: SmoothedClassifier, dataset: Dataset, todo: list[int
         examples = [dataset[idx] for idx in members]
         inputs = torch.stack([x for x, _ in examples]).to(device)
         generators = [generator_for(device, settings.seed, CERTIFY_NOISE, idx) for idx in members]
-        outcomes = certify_batch(smoothed, inputs, generators, settings)
+        with naming_examples(members):
+            outcomes = certify_batch(smoothed, inputs, generators, settings)
         seconds = (time.perf_counter() - started) / len(members)
         for idx, (_, label), outcome in zip(members, examples, outcomes):
             for name, results in files.items():
@@ -161,12 +182,13 @@ def _certify_rows(smoothed: SmoothedClassifier, dataset: Dataset, todo: list[int
     bar.close()
 
 
-def _prepare_on_first(paths, record: dict, resume: bool, rank: int, world: int) -> None:
-    """:func:`prepare_outputs` on process 0; its refusal is raised on every process."""
+def _prepare_on_first(writer: ExitStack, paths, record: dict, resume: bool, rank: int, world: int) -> None:
+    """Process 0 becomes the writer of ``paths`` until ``writer`` closes
+    (:func:`smoothcert.runs.resume.writing`); its refusal is raised on every process."""
     problem = None
     if rank == 0:
         try:
-            prepare_outputs(paths, record, resume)
+            writer.enter_context(writing(paths, record, resume))
         except ValueError as error:
             problem = str(error)
     if world > 1:
@@ -192,14 +214,14 @@ def predict_dataset(
     CertifySettings(n0=1, n=n, alpha=alpha, batch_size=batch_size, skip=skip, max_count=max_count, seed=seed).validate()  # the same checks
     record = dict(n=n, alpha=alpha, batch_size=batch_size, skip=skip, max_count=max_count, seed=seed, sigma=smoothed.sigma,
                   **(metadata or {}))
-    prepare_outputs([Path(outfile)], record, resume)
     indices = selected_indices(len(dataset), skip, max_count)
     device = smoothed.device or torch.device("cpu")
-    with ResultsFile(outfile, PREDICT_COLUMNS) as results:
+    with writing([Path(outfile)], record, resume), ResultsFile(outfile, PREDICT_COLUMNS) as results:
         for idx in tqdm([i for i in indices if i not in results.done], desc="predict", disable=None if progress else True):
             x, label = dataset[idx]
             started = time.perf_counter()
-            counts = smoothed.sample_counts(x, n, batch_size, generator=generator_for(device, seed, CERTIFY_NOISE, idx))
+            with naming_examples([idx]):
+                counts = smoothed.sample_counts(x, n, batch_size, generator=generator_for(device, seed, CERTIFY_NOISE, idx))
             prediction = predict_from_counts(counts, alpha)
             results.append(dict(idx=idx, label=int(label), predict=prediction.label, correct=prediction.label == int(label),
                                 time=time.perf_counter() - started, pvalue=prediction.pvalue))

@@ -16,9 +16,12 @@ import json
 import platform
 import warnings
 from pathlib import Path
-from typing import Any, Iterable
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator
 
-from smoothcert.files.atomic import write_text_atomic
+from smoothcert.files.atomic import refuse_special, write_text_atomic
+from smoothcert.files.lock import exclusive
+from smoothcert.files.tsv import CERTIFY_COLUMNS, PREDICT_COLUMNS, VOTES_COLUMNS
 
 INFORMATIONAL = frozenset({"batch_size", "max_count", "checkpoint", "device", "world", "versions", "keep_heap"})
 
@@ -49,13 +52,37 @@ def leftover_shards(path: Path) -> list[Path]:
     return sorted(path.parent.glob(f"{glob.escape(path.name)}.rank*of*"))
 
 
+HEADERS = {"\t".join(columns) + "\n" for columns in (CERTIFY_COLUMNS, PREDICT_COLUMNS, VOTES_COLUMNS)}
+"""A file holding one of these lines alone was started by a run that failed before its first row."""
+
+
 def _started(path: Path) -> bool:
-    return (path.is_file() and path.stat().st_size > 0) or bool(leftover_shards(path))
+    """Whether ``path`` holds rows (or a killed run of several processes left shards of it): an
+    empty file, or our header alone (a run that failed before its first row), is not started."""
+    if leftover_shards(path):
+        return True
+    if not path.is_file() or not path.stat().st_size:
+        return False
+    return path.stat().st_size > max(map(len, HEADERS)) or path.read_text(errors="replace") not in HEADERS
 
 
 def _differences(recorded: dict[str, Any], record: dict[str, Any]) -> list[str]:
     keys = sorted((set(recorded) | set(record)) - INFORMATIONAL)
     return [f"{key} was {recorded.get(key)!r}, now {record.get(key)!r}" for key in keys if recorded.get(key) != record.get(key)]
+
+
+def _check_rows(path: Path) -> None:
+    """Refuse to resume a file whose complete rows are not rows of ours (each ``idx`` an integer,
+    as many cells as the header), naming its line, before any file is written."""
+    try:
+        lines = path.read_text().split("\n")[:-1]
+    except UnicodeDecodeError:
+        raise ValueError(f"cannot resume {path}: it is not a text file (not UTF-8); move it away to start over") from None
+    width = len(lines[0].split("\t")) if lines else 0
+    for number, line in enumerate(lines[1:], start=2):
+        cells = line.split("\t")
+        if line and len(cells) != width or not cells[0].isdigit():
+            raise ValueError(f"cannot resume {path}: line {number} is not a row of it ({line[:60]!r}); move the file away to start over")
 
 
 def _check_resumable(path: Path, record: dict[str, Any]) -> None:
@@ -69,6 +96,7 @@ def _check_resumable(path: Path, record: dict[str, Any]) -> None:
         raise ValueError(f"cannot resume {path}: its settings file {source} is not valid JSON ({error})") from None
     if not isinstance(recorded, dict):
         raise ValueError(f"cannot resume {path}: its settings file {source} does not hold a JSON object")
+    _check_rows(path)
     differences = _differences(recorded, record)
     if differences:
         raise ValueError(f"cannot resume {path} with other settings than it was started with: {'; '.join(differences)}. "
@@ -78,17 +106,32 @@ def _check_resumable(path: Path, record: dict[str, Any]) -> None:
                       "rows before and after may differ in their last digits", RuntimeWarning, stacklevel=3)
 
 
-def prepare_outputs(paths: Iterable[Path], record: dict[str, Any], resume: bool) -> None:
+@contextmanager
+def writing(paths: Iterable[Path], record: dict[str, Any], resume: bool) -> Iterator[None]:
+    """The block is the one writer of the results files ``paths`` (:func:`smoothcert.files.lock.exclusive`),
+    which are checked and prepared first: a file that already holds rows is continued only with
+    ``resume`` and only if its recorded settings agree with ``record`` (a ``ValueError`` names
+    each difference); ``record`` is written beside each once every file has passed, so that a
+    refusal leaves every file as it was."""
+    paths = list(paths)
+    for path in paths:
+        if path.is_dir():
+            raise ValueError(f"{path} is a folder; expected the path of a results file (a .tsv)")
+        refuse_special(path)
+        refuse_special(settings_path(path))
+    with exclusive(paths):
+        _prepare_outputs(paths, record, resume)
+        yield
+
+
+def _prepare_outputs(paths: list[Path], record: dict[str, Any], resume: bool) -> None:
     """Check that results files may be written with ``record``, then write ``record`` beside each.
 
     A file that already holds rows is continued only with ``resume`` and only if its recorded
     settings agree with ``record`` (a ``ValueError`` names each difference); nothing is written
     before every file has passed."""
-    paths = list(paths)
     record = json.loads(json.dumps({**record, "versions": versions()}))  # the form it takes on disk
     for path in paths:
-        if path.is_dir():
-            raise ValueError(f"{path} is a folder; expected the path of a results file (a .tsv)")
         if _started(path):
             if not resume:
                 raise ValueError(f"{path} already holds results; pass --resume (resume=True) to continue it, or choose "

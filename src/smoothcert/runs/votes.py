@@ -13,8 +13,8 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from smoothcert.files.tsv import VOTES_COLUMNS, ResultsFile
-from smoothcert.runs.evaluate import selected_indices
-from smoothcert.runs.resume import prepare_outputs
+from smoothcert.runs.evaluate import naming_examples, selected_indices
+from smoothcert.runs.resume import writing
 from smoothcert.runtime.seeding import CERTIFY_NOISE, generator_for
 from smoothcert.smoothing.classifier import SmoothedClassifier
 from smoothcert.validators import NON_NEGATIVE_INT, POSITIVE_INT
@@ -29,12 +29,12 @@ def vote_dataset(smoothed: SmoothedClassifier, dataset: Dataset, outfile: str | 
     POSITIVE_INT.check("batch_size", batch_size)
     NON_NEGATIVE_INT.check("seed", seed)
     record = dict(n=n, batch_size=batch_size, seed=seed, sigma=smoothed.sigma, **(metadata or {}))
-    prepare_outputs([Path(outfile)], record, resume)
     device = smoothed.device or torch.device("cpu")
-    with ResultsFile(outfile, VOTES_COLUMNS) as results:
+    with writing([Path(outfile)], record, resume), ResultsFile(outfile, VOTES_COLUMNS) as results:
         for idx in tqdm([i for i in selected_indices(len(dataset), 1, None) if i not in results.done], desc="votes",
                         disable=None if progress else True):
             x, label = dataset[idx]
-            counts = smoothed.sample_counts(x, n, batch_size, generator=generator_for(device, seed, CERTIFY_NOISE, idx))
+            with naming_examples([idx]):
+                counts = smoothed.sample_counts(x, n, batch_size, generator=generator_for(device, seed, CERTIFY_NOISE, idx))
             results.append(dict(idx=idx, label=int(label), votes=",".join(str(int(c)) for c in counts)))
     return Path(outfile)

@@ -23,7 +23,7 @@ from smoothcert.statistics.certificates import (ABSTENTIONS, PAPER_GRID, PB_BOUN
                                                 check_grid, t_certify_from_counts)
 from smoothcert.statistics.sequential import (EARLY_STOPS, SequenceTest, checkpoint_decision, checkpoint_plan,
                                               sequence_decision)
-from smoothcert.validators import NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, PROBABILITY, field_problems, optional, setting
+from smoothcert.validators import NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, PROBABILITY, Rule, field_problems, optional, setting
 
 ALGORITHMS = {"certify": ("certify",), "tcertify": ("tcertify",), "both": ("certify", "tcertify"),
               "all": ("certify", "tcertify", "tcertify_paper")}
@@ -31,6 +31,8 @@ ALGORITHMS = {"certify": ("certify",), "tcertify": ("tcertify",), "both": ("cert
 and pB bound, ``tcertify_paper`` the paper's exact Algorithm 2 (``selection="paper"``,
 ``pb_bound="sum"``: eq. 14 over the grid at alpha, proven valid at the 1.9 alpha its rows record)."""
 METHODS = tuple(ALGORITHMS)
+SAMPLE_COUNT = Rule(lambda v: POSITIVE_INT.holds(v) and v <= 2**53, "must be a positive integer of at most 2**53")
+"""A sample count: above 2**53 counts are no longer exact in the statistics' floating point."""
 
 
 @dataclass
@@ -39,9 +41,9 @@ class CertifySettings:
     examples of a dataset. Each field carries its help text and rule (:mod:`smoothcert.validators`);
     ``smoothcert certify`` takes one option per field."""
 
-    n0: int = setting(100, "selection samples (Cohen et al.'s N0)", POSITIVE_INT, flags=("--n0", "--N0"))
+    n0: int = setting(100, "selection samples (Cohen et al.'s N0)", SAMPLE_COUNT, flags=("--n0", "--N0"))
     n: int = setting(100_000, "estimation samples (Cohen et al.'s N; under torchrun write --N, since torchrun takes --n for its own)",
-                     POSITIVE_INT, flags=("--n", "--N"))
+                     SAMPLE_COUNT, flags=("--n", "--N"))
     alpha: float = setting(0.001, "the certificates hold with probability 1 - alpha", PROBABILITY)
     batch_size: int = setting(1000, "noisy copies per forward pass", POSITIVE_INT, flags=("--batch",))
     method: str = setting("certify", "both: the two algorithms on the same noise, written to OUTFILE's .certify.tsv and "
@@ -126,17 +128,17 @@ def certify_until_decided(smoothed: Counter, inputs: torch.Tensor, generator: to
     top = int(np.argmax(smoothed.count_phases(inputs, (settings.n0,), settings.batch_size, [generator])[0, 0]))
     if settings.early_stop == "checkpoints":
         plan = checkpoint_plan(n, alpha, settings.stages, block=NOISE_BLOCK)
-        looks = plan.checkpoints
+        looks: Sequence[int] = plan.checkpoints
         decide = lambda look, count, used: checkpoint_decision(plan, look, top, count, sigma, radius, alpha)
         most_per_call = 1
     else:
         test = SequenceTest(n, alpha)
-        looks = tuple(range(NOISE_BLOCK, n, NOISE_BLOCK)) + (n,)
+        looks = range(NOISE_BLOCK, n + NOISE_BLOCK, NOISE_BLOCK)  # after every block; the last look, at n, is clipped below
         decide = lambda look, count, used: sequence_decision(test, top, count, used, sigma, radius)
         most_per_call = max(1, settings.batch_size // NOISE_BLOCK)
     top_count, used, look, per_call = 0, 0, 0, 1
     while True:
-        chunk = looks[look:look + per_call]
+        chunk = [min(checkpoint, n) for checkpoint in looks[look:look + per_call]]
         phases = np.diff((used, *chunk))
         counts = smoothed.count_phases(inputs, tuple(int(p) for p in phases), settings.batch_size, [generator])[0, :, top]
         for count, checkpoint in zip(counts, chunk):

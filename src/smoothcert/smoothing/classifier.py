@@ -65,6 +65,11 @@ class SmoothedClassifier:
     def _prepare(self, x: torch.Tensor, seed: int | None, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Generator | None]:
         if not isinstance(x, torch.Tensor) or not x.is_floating_point():
             raise TypeError(f"x must be a floating-point torch.Tensor holding one input (no batch dimension), got {type(x).__name__}")
+        if x.numel() == 0:
+            raise ValueError(f"x is empty (shape {tuple(x.shape)}); expected one input, e.g. a (1, 28, 28) image")
+        weights = next(iter(self.base_classifier.parameters()), None)
+        if weights is not None and weights.is_floating_point() and x.dtype != weights.dtype:
+            raise TypeError(f"x has dtype {x.dtype} but the classifier's weights are {weights.dtype}; pass x.to({weights.dtype})")
         model_device = self.device
         device = model_device if model_device is not None else x.device
         x = x.to(device)

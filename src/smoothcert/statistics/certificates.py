@@ -85,14 +85,23 @@ def _check_sigma(sigma: float) -> float:
     return float(POSITIVE.check("sigma", sigma))
 
 
+MAX_COUNT = 2**53
+"""The largest sample count the bounds take: above it a count is no longer exact as a float."""
+
+
 def _as_count_vector(counts: ArrayLike, name: str, num_classes: int | None = None) -> NDArray[np.int64]:
     arr = np.asarray(counts)
     if arr.ndim != 1 or arr.shape[0] < 2:
         raise ValueError(f"{name} must be a 1-d array with one count per class (at least 2 classes), got shape {arr.shape}")
     if num_classes is not None and arr.shape[0] != num_classes:
         raise ValueError(f"{name} has {arr.shape[0]} classes but counts0 has {num_classes}; both must count the same classes")
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise ValueError(f"{name} must hold whole numbers summing to at most 2**53, got {arr.tolist()!r:.200}")
     if not np.issubdtype(arr.dtype, np.integer) and (not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr))):
         raise ValueError(f"{name} must hold whole numbers, got {arr!r}")
+    if np.any(arr > MAX_COUNT) or sum(int(v) for v in arr.tolist()) > MAX_COUNT:
+        raise ValueError(f"{name} must sum to at most 2**53 samples (counts above it are not exact in floating point), "
+                         f"got {arr.tolist()!r:.200}")
     if np.any(arr < 0):
         raise ValueError(f"{name} must not be negative, got {arr.min()}")
     if arr.sum() < 1:

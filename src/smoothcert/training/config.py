@@ -58,7 +58,7 @@ class TrainConfig:
     epochs: int = setting(15, "training epochs", POSITIVE_INT)
     batch_size: int = setting(100, "global batch size", POSITIVE_INT)
     lr: float = setting(0.05, "learning rate", NON_NEGATIVE)
-    momentum: float = setting(0.9, "SGD momentum", NON_NEGATIVE)
+    momentum: float = setting(0.9, "SGD momentum", SHARE)
     weight_decay: float = setting(5e-4, "SGD weight decay", NON_NEGATIVE)
     label_smoothing: float = setting(0.0, "label smoothing of the cross-entropy", SHARE)
     schedule: str = setting("step", "learning-rate schedule", choices=SCHEDULES)

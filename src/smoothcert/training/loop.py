@@ -188,7 +188,7 @@ def prepare_run(config: TrainConfig, env: Distributed, resume: bool) -> Training
         ensure_writable_folder(out_dir)
         remove_stale_temporaries(out_dir / "checkpoint.pt")
     torch.manual_seed(derive_seed(config.seed, INIT))
-    model = build_model(config.arch, info.num_classes, info.mean, info.std).to(env.device)
+    model = _fitted_model(config, info, env.device)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: learning_rate_factor(config, epoch))
     start_epoch, log_rows = 0, []
@@ -207,6 +207,19 @@ def prepare_run(config: TrainConfig, env: Distributed, resume: bool) -> Training
     loader = DataLoader(WithIndex(train_set), batch_sampler=sampler, num_workers=config.workers, pin_memory=env.device.type == "cuda")
     return TrainingRun(config, env, info, model, wrapped, optimizer, scheduler, sampler, loader, test_set, soft_labels, out_dir,
                        start_epoch, log_rows)
+
+
+def _fitted_model(config: TrainConfig, info: DatasetInfo, device: torch.device) -> torch.nn.Module:
+    """``config.arch`` for the dataset, refused in one line when it cannot take the dataset's
+    inputs (one forward pass of a zero image, before any training)."""
+    model = build_model(config.arch, info.num_classes, info.mean, info.std).to(device)
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros((1, *info.input_shape), device=device))
+    except RuntimeError as error:
+        raise ValueError(f"architecture {config.arch!r} does not take the inputs of {config.dataset!r} (shape {info.input_shape}): "
+                         f"{str(error).splitlines()[0][:160]}; choose another --arch") from None
+    return model.train()
 
 
 class WithIndex(Dataset):

@@ -23,10 +23,36 @@ def read_votes(path: str | Path, dataset: str, size: int) -> np.ndarray:
     if recorded.get("dataset") != dataset or recorded.get("split") != "train":
         raise ValueError(f"{path} holds votes on {recorded.get('dataset')!r} ({recorded.get('split')} split), not on the training split "
                          f"of {dataset!r}")
-    rows = [line.split("\t") for line in complete_lines(path, VOTES_COLUMNS)[1:] if line]
-    votes = {int(idx): np.array([int(v) for v in cells.split(",")], dtype=np.float64) for idx, _, cells in rows}
+    votes = _votes_by_index(path, complete_lines(path, VOTES_COLUMNS))
     missing = size - len(votes.keys() & set(range(size)))
     if missing:
         raise ValueError(f"{path} misses the votes of {missing} of the {size} training examples; resume it with --resume")
     table = np.stack([votes[i] for i in range(size)])
     return table / table.sum(axis=1, keepdims=True)
+
+
+def _votes_by_index(path: Path, lines: list[str]) -> dict[int, np.ndarray]:
+    """Each row's votes by ``idx``, every row checked: non-negative integer votes, not all zero, as
+    many classes as the first row, and each ``idx`` once; a refusal names the file and the line."""
+    votes: dict[int, np.ndarray] = {}
+    first_seen: dict[int, int] = {}
+    for number, line in enumerate(lines[1:], start=2):
+        if not line:
+            continue
+        try:
+            idx, _, cells = line.split("\t")
+            counts = [int(v) for v in cells.split(",")]
+            if any(v < 0 for v in counts):
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"{path}, line {number}: votes must be non-negative integers joined by commas after idx and label, "
+                             f"got {line[:80]!r}") from None
+        index, classes = int(idx), len(next(iter(votes.values()), counts))
+        if index in first_seen:
+            raise ValueError(f"{path}, line {number}: idx {index} is repeated (first on line {first_seen[index]})")
+        if len(counts) != classes:
+            raise ValueError(f"{path}, line {number}: {len(counts)} votes where line 2 has {classes}")
+        if not sum(counts):
+            raise ValueError(f"{path}, line {number}: no votes (every count is 0); a votes file holds n votes per example")
+        votes[index], first_seen[index] = np.array(counts, dtype=np.float64), number
+    return votes
