@@ -5,6 +5,7 @@ claims."""
 
 import numpy as np
 import pytest
+import torch
 from scipy import special
 from scipy.stats import binom
 
@@ -213,3 +214,22 @@ def test_sequence_early_stopping_saves_samples_on_clear_cases():
     assert rate == 0 and used == 100  # decided after the first block
     _, used_checkpoints = checkpoint_wrong_rate(0.999, 0.5, 300, 10_000, 0.001)
     assert used_checkpoints >= 700
+
+
+@pytest.mark.parametrize("n", [1, 10, 99, 150])
+def test_a_checkpoint_plan_never_looks_at_zero_samples(n):
+    """Fewer samples than 2^(stages - 1) blocks: the plan's looks are all positive, end at n, and
+    early stopping runs on it (it crashed on a look at zero samples)."""
+    from smoothcert.smoothing.classifier import SmoothedClassifier
+
+    plan = checkpoint_plan(n, 0.001, stages=5)
+    assert plan.checkpoints[0] >= 1 and plan.checkpoints[-1] == n and sum(plan.levels) == pytest.approx(0.001)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    cert, used = SmoothedClassifier(model, 3, 0.5).certify_until(torch.rand(1, 2, 2), 10, n, 0.001, 0.1, early_stop="checkpoints",
+                                                                 seed=0)
+    assert 1 <= used <= n
+
+
+def test_a_sequence_test_without_a_share_for_its_last_look_is_refused():
+    with pytest.raises(ValueError, match="final_share in \\(0, 1\\)"):
+        SequenceTest(1000, 0.01, final_share=0.0)

@@ -64,3 +64,15 @@ def test_directed_rounding_never_crosses_the_value(value):
     assert float(format_value(value, ROUND_FLOOR)) <= value <= float(format_value(value, ROUND_CEILING))
     assert abs(float(format_value(value, ROUND_DOWN))) <= abs(value)
     assert float(format_value(value, ROUND_DOWN)) == pytest.approx(value, rel=1e-5, abs=1e-300)
+
+
+def test_the_level_column_is_rounded_up(tmp_path):
+    """A certificate's level bounds the probability that it is wrong: written, it may only grow."""
+    from smoothcert.files.tsv import CERTIFY_COLUMNS, ResultsFile
+
+    row = dict(idx=0, label=1, predict=1, radius=0.5, correct=True, time=0.1, pa_lower=0.9, pb_upper=0.1, alpha_prime=0.001,
+               level=0.00012345641, samples=100)
+    with ResultsFile(tmp_path / "r.tsv", CERTIFY_COLUMNS) as results:
+        results.append(row)
+    written = (tmp_path / "r.tsv").read_text().splitlines()[1].split("\t")[CERTIFY_COLUMNS.index("level")]
+    assert written == "0.000123457" and float(written) >= row["level"]

@@ -25,10 +25,11 @@ VOTES_COLUMNS = ("idx", "label", "votes")
 DIGITS = 6
 """Significant digits of the floats written."""
 
-DIRECTED = {"radius": ROUND_DOWN, "pa_lower": ROUND_FLOOR, "pb_upper": ROUND_CEILING}
+DIRECTED = {"radius": ROUND_DOWN, "pa_lower": ROUND_FLOOR, "pb_upper": ROUND_CEILING, "level": ROUND_CEILING}
 """Columns holding bounds, and the direction they are rounded in, so that a written value stays a
 valid bound: radii toward zero (a written radius never exceeds the certified one), the lower
-bound on pA down, the upper bound on pB up. Other floats are rounded to nearest."""
+bound on pA down, the upper bound on pB and the level (the probability that the certificate is
+wrong) up. Other floats are rounded to nearest."""
 
 
 def format_value(value: Any, rounding: str | None = None) -> str:

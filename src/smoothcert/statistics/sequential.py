@@ -106,9 +106,9 @@ class SequenceTest:
     final_share: float = 0.5
 
     def __post_init__(self) -> None:
-        if self.n < 1 or not 0 < self.alpha < 1 or not 0 <= self.final_share < 1:
-            raise ValueError(f"need n >= 1, alpha in (0, 1) and final_share in [0, 1), got n={self.n}, alpha={self.alpha}, "
-                             f"final_share={self.final_share}")
+        if self.n < 1 or not 0 < self.alpha < 1 or not 0 < self.final_share < 1:
+            raise ValueError(f"need n >= 1, alpha in (0, 1) and final_share in (0, 1) (the last look's Clopper-Pearson bound needs "
+                             f"a level), got n={self.n}, alpha={self.alpha}, final_share={self.final_share}")
 
     @property
     def sequence_level(self) -> float:
@@ -189,7 +189,7 @@ def checkpoint_plan(n: int, alpha: float, stages: int = 5, final_share: float = 
     if not 0 < alpha < 1 or stages < 1 or not 0 < final_share <= 1 or n < 1:
         raise ValueError(f"need n >= 1, alpha in (0, 1), stages >= 1 and final_share in (0, 1], got n={n}, alpha={alpha}, "
                          f"stages={stages}, final_share={final_share}")
-    points = sorted({min(n, -(-(n >> k) // block) * block) for k in range(stages)} | {n})
+    points = sorted(({min(n, -(-(n >> k) // block) * block) for k in range(stages)} - {0}) | {n})  # no look at zero samples
     if len(points) == 1:
         return CheckpointPlan((n,), (alpha,))
     early = (1 - final_share) * alpha / (len(points) - 1)
