@@ -20,6 +20,7 @@ from smoothcert.statistics.certificates import (
     predict_from_counts,
     t_certify_from_counts,
 )
+from smoothcert.statistics.grid import certify_sequentially
 
 LAZY = {
     "SmoothedClassifier": "smoothcert.smoothing.classifier",
@@ -42,7 +43,7 @@ LAZY = {
 """Public names of the floors above the statistics, and the module each lives in."""
 
 __all__ = ["ABSTAIN", "PAPER_GRID", "Certificate", "Prediction", "certify_from_counts", "predict_from_counts",
-           "t_certify_from_counts", *LAZY]
+           "t_certify_from_counts", "certify_sequentially", *LAZY]
 __version__ = "0.1.0"
 
 

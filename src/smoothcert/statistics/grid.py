@@ -1,0 +1,176 @@
+"""Grid certification: sample an input in blocks until its place on a grid of radii is decided.
+Statistics only (no torch): any framework's model certifies through :func:`certify_sequentially`.
+
+Papers report the certified accuracy at a few radii ``r_1 < ... < r_G`` (0, 0.25, 0.5, ...). An
+input certified at ``r_g`` needs ``pA > p_g = Phi(r_g / sigma)``; radius 0 (``p_0 = 1/2``, a
+prediction that does not abstain) is always the first level. The rule samples in blocks and
+stops once the largest level it can certify is decided.
+
+Validity (level ``alpha`` whatever the stopping time). The level is split: ``(1 - final_share)
+alpha`` for sequential tests, ``final_share * alpha`` for a Clopper-Pearson bound at ``n``.
+
+- *One-sided sequential test of each level.* For ``H_g: pA <= p_g``, the mixture over ``q > p_g``
+  of the likelihood ratios ``prod_i (q / p_g)^X_i ((1 - q) / (1 - p_g))^(1 - X_i)`` with the Beta
+  prior :data:`MIXTURE_PRIOR` restricted to ``(p_g, 1]`` (:func:`level_log_martingale`) has, under
+  any ``pA <= p_g``, factors of mean ``pA q / p_g + (1 - pA)(1 - q)/(1 - p_g) <= 1`` (linear in
+  ``pA``, equal to 1 at ``p_g``, increasing since ``q > p_g``): a non-negative supermartingale
+  starting at 1. By Ville's inequality it ever reaches ``1 / level`` with probability at most
+  ``level``. ``H_g`` is rejected once it does (rejections are kept). Only the lower side is
+  tested, which is all a certificate needs (100 of 100 samples: ``pA > 0.9211`` at level 0.0005,
+  where the two-sided sequence of :mod:`smoothcert.statistics.sequential` gives 0.9153).
+- *Step-up claim.* The level claimed is the largest ``g`` such that every level ``1..g`` has been
+  rejected. A wrong claim means ``pA <= p_g`` for the claimed ``g``; let ``g0 <= g`` be the first
+  level with ``pA <= p_g0``: its true null ``H_g0`` was rejected, which has probability at most the
+  sequential share of ``alpha``. No union bound over the levels is paid.
+- *The last look.* If sampling reaches ``n``, the Clopper-Pearson bound at ``final_share * alpha``
+  is computed too and the larger radius reported; by the union bound both hold together with
+  probability ``1 - alpha``.
+
+Stopping (efficiency only: it never touches validity). The rule stops when the top level is
+certified, or when the next level is out of reach: even every remaining sample for the top class
+could not certify it at ``n``, or the two-sided mixture sequence at ``rule_out`` excludes the
+share of ``n`` the last look would need for it (the input would most likely miss it at ``n``
+too).
+
+The certificate reports, for a level certified by the sequence, that level's grid radius (the
+tests say ``pA > p_g``, nothing finer), so its ACR is floored to the grid; at ``n`` the
+Clopper-Pearson radius is exact as in CERTIFY.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy import special
+
+from smoothcert.statistics import bounds
+from smoothcert.statistics.certificates import ABSTAIN, Certificate
+from smoothcert.statistics.sequential import MIXTURE_PRIOR, final_count_needed, mixture_log_martingale
+from smoothcert.validators import POSITIVE, POSITIVE_INT, PROBABILITY
+
+
+def level_log_martingale(k: ArrayLike, t: ArrayLike, p: ArrayLike, prior: tuple[float, float] = MIXTURE_PRIOR) -> NDArray[np.float64]:
+    """``log M_t`` of the one-sided test of ``pA <= p`` after ``k`` of ``t`` samples (module
+    docstring): ``B(a + k, b + t - k) S_p(a + k, b + t - k) / (B(a, b) S_p(a, b) p^k (1 - p)^(t - k))``,
+    ``S_p`` the upper regularized incomplete beta function. Broadcasts like a ufunc."""
+    a, b = prior
+    k, t, p = (np.asarray(v, dtype=np.float64) for v in (k, t, p))
+    with np.errstate(divide="ignore"):
+        upper = np.log(special.betaincc(a + k, b + t - k, p)) - np.log(special.betaincc(a, b, p))
+    return special.betaln(a + k, b + t - k) - special.betaln(a, b) + upper - special.xlogy(k, p) - special.xlog1py(t - k, -p)
+
+
+def check_radii(radii: Sequence[float]) -> tuple[float, ...]:
+    """The grid as a tuple, refused unless it is non-empty, finite, non-negative and increasing."""
+    values = tuple(float(r) for r in radii)
+    if not values or any(not np.isfinite(r) or r < 0 for r in values) or any(b <= a for a, b in zip(values, values[1:])):
+        raise ValueError(f"radii must be a non-empty increasing list of finite non-negative radii, got {list(radii)!r}")
+    return values
+
+
+@dataclass(frozen=True)
+class GridRule:
+    """The grid rule for ``n`` samples at most, level ``alpha``, noise ``sigma`` and the radii
+    ``radii`` (0 is added as the first level): the thresholds ``p_g``, and what the last look
+    needs for each level."""
+
+    n: int
+    alpha: float
+    sigma: float
+    radii: tuple[float, ...]
+    final_share: float = 0.5
+    rule_out: float = 0.01
+
+    def __post_init__(self) -> None:
+        POSITIVE_INT.check("n", self.n)
+        PROBABILITY.check("alpha", self.alpha)
+        POSITIVE.check("sigma", self.sigma)
+        PROBABILITY.check("final_share", self.final_share)
+        PROBABILITY.check("rule_out", self.rule_out)
+        object.__setattr__(self, "radii", tuple(sorted({0.0, *check_radii(self.radii)})))
+        largest = self.sigma * float(special.ndtri(float(bounds.cp_lower(self.n, self.n, self.final_level))))
+        beyond = [r for r in self.radii if r > largest]
+        if beyond:
+            warnings.warn(f"radii {beyond} lie beyond {largest:.4g}, the largest radius n = {self.n} samples can certify at "
+                          f"sigma {self.sigma:g}; they are never certified", RuntimeWarning, stacklevel=3)
+
+    @property
+    def sequence_level(self) -> float:
+        return (1 - self.final_share) * self.alpha
+
+    @property
+    def final_level(self) -> float:
+        return self.final_share * self.alpha
+
+    @property
+    def thresholds(self) -> NDArray[np.float64]:
+        """``p_g = Phi(r_g / sigma)`` of each level."""
+        return special.ndtr(np.asarray(self.radii) / self.sigma)
+
+    @property
+    def final_needed(self) -> NDArray[np.int64]:
+        """The count of ``n`` the last look's Clopper-Pearson bound needs for each level (``n + 1``: none)."""
+        return np.array([final_count_needed(self.n, self.final_level, float(p)) for p in self.thresholds])
+
+
+def _certified_prefix(rejected: NDArray[np.bool_]) -> int:
+    """How many levels from the first are all rejected (the step-up claim)."""
+    return int(np.argmin(np.append(rejected, False)))
+
+
+def certify_sequentially(top: int, draw: Callable[[int], int], n: int, alpha: float, sigma: float, radii: Sequence[float],
+                         block: int = 100, *, final_share: float = 0.5, rule_out: float = 0.01) -> tuple[Certificate, int]:
+    """Certify one input on the grid ``radii``: ``draw(m)`` returns how many of ``m`` new noisy
+    samples the base classifier gave class ``top`` (chosen beforehand on separate selection
+    samples). Samples in blocks of ``block`` until the input's largest certified grid radius is
+    decided, at most ``n`` samples (module docstring). Returns the certificate, valid at level
+    ``alpha`` whatever the stopping time, and the samples used."""
+    rule = GridRule(n, alpha, sigma, tuple(radii), final_share, rule_out)
+    POSITIVE_INT.check("block", block)
+    thresholds, needed = rule.thresholds, rule.final_needed
+    rejected = np.zeros(len(thresholds), dtype=bool)
+    count = used = 0
+    while True:
+        size = min(block, n - used)
+        drawn = draw(size)
+        if isinstance(drawn, bool) or not isinstance(drawn, (int, np.integer)) or not 0 <= drawn <= size:
+            raise ValueError(f"draw({size}) must return how many of the {size} new samples went to class {top}: an integer in "
+                             f"[0, {size}], got {drawn!r}")
+        count, used = count + int(drawn), used + size
+        rejected |= level_log_martingale(count, used, thresholds) >= -np.log(rule.sequence_level)
+        level = _certified_prefix(rejected)
+        if used == n or level == len(thresholds) or _out_of_reach(rule, level, count, used, needed):
+            return _certificate(rule, top, level, count, used), used
+
+
+def _out_of_reach(rule: GridRule, level: int, count: int, used: int, needed: NDArray[np.int64]) -> bool:
+    """Whether level ``level`` (the next one) is out of reach: neither the last look nor the
+    sequential test could certify it even if every remaining sample went to the top class, or the
+    two-sided sequence at ``rule_out`` excludes the share of ``n`` the last look would need."""
+    best = count + rule.n - used
+    reachable_at_end = best >= needed[level]
+    reachable_by_sequence = bool(level_log_martingale(best, rule.n, rule.thresholds[level]) >= -np.log(rule.sequence_level))
+    if not (reachable_at_end or reachable_by_sequence):
+        return True
+    share = needed[level] / rule.n
+    return bool(needed[level] <= rule.n and count / used < share and mixture_log_martingale(count, used, share) >= -np.log(rule.rule_out))
+
+
+def _certificate(rule: GridRule, top: int, level: int, count: int, used: int) -> Certificate:
+    """The certificate of the level the sequence certified, or, at ``n``, of the Clopper-Pearson
+    bound if that is larger."""
+    pa, radius, level_of = (float(rule.thresholds[level - 1]), rule.radii[level - 1], rule.alpha) if level else (0.0, 0.0, rule.alpha)
+    if used == rule.n:
+        final = float(bounds.cp_lower(count, rule.n, rule.final_level))
+        if final > max(pa, 0.5):
+            pa, radius = final, rule.sigma * float(special.ndtri(final))
+    if pa <= 0.5 and not level:
+        return Certificate(ABSTAIN, 0.0, pa, 1.0 - pa, rule.alpha, level_of)
+    return Certificate(top, max(radius, 0.0), pa, 1.0 - pa, rule.alpha, level_of)
+
+
+__all__ = ["certify_sequentially", "GridRule", "level_log_martingale", "check_radii"]
