@@ -97,6 +97,15 @@ def _add_analyze(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rho", type=float, default=0.001, help="the lower bound holds with probability 1 - rho")
 
 
+def _add_replay(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", help="certification logs (smoothcert's or Cohen et al.'s TSVs) made at fixed n")
+    parser.add_argument("--sigma", type=float, required=True, help="the noise level the logs were certified at")
+    parser.add_argument("--n", type=int, default=100_000, help="the n the logs were certified with (default 100,000)")
+    parser.add_argument("--alpha", type=float, default=0.001, help="the logs' alpha (default 0.001)")
+    parser.add_argument("--radii", type=float, nargs="+", help="the grid (default 0.25, 0.5, ... up to what n can certify)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the simulated draws")
+
+
 def _add_study(parser: argparse.ArgumentParser, quick: str, out_dir: str) -> None:
     """The options of a study command: dataset and folder, ``--quick``, where its runs go."""
     parser.add_argument("--dataset", choices=["mnist", "cifar10"], default="mnist",
@@ -134,6 +143,7 @@ COMMANDS = {
     "predict": ("Cohen et al.'s PREDICT over a dataset split", _add_predict),
     "votes": ("the smoothed prediction (votes over n noisy copies) of every example of a split, for CAT-RS", _add_votes),
     "analyze": ("certified accuracy tables and curves from certification TSVs", _add_analyze),
+    "replay": ("how many samples grid certification would need on a fixed-n log's own probabilities, and its curve", _add_replay),
     "reproduce": ("the study: Table 1 and Figures 1-2 analogs on the embedded MNIST digits or CIFAR-10", _add_reproduce),
     "compare": ("the field's methods side by side at one sigma: certified accuracy, ACR, training time", _add_compare),
     "paper": ("train and certify one cell of the paper's Table 1 at full scale (GPU)", _add_paper),
