@@ -199,7 +199,7 @@ CASES = [
      "n must be a positive integer of at most 2**53"),
     ("certify-nan-weights", "certify --checkpoint {bad}/nan-weights.pt --outfile {done}/nan.tsv --n 100 --quiet", "non-finite weights"),
     ("certify-resume-garbage", "certify --checkpoint {checkpoint} --outfile {bad}/garbage.tsv --n 100 --batch 100 --max 2 --resume --quiet",
-     "line 2 is not a row of it"),
+     "line 2: not a row of it"),
     ("certify-batch-huge", "certify --checkpoint {checkpoint} --outfile {done}/big.tsv --n 100000 --batch 100000000000 --max 1000000 --quiet",
      "lower --batch"),
     ("analyze-binary", "analyze {bad}/binary.tsv --out-dir {done}/a2", "is not a text file"),

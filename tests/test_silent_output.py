@@ -246,3 +246,30 @@ def test_a_corrupt_votes_file_is_refused_with_its_line(tmp_path, rows, expected)
     path = write_votes(tmp_path / "votes.tsv", rows)
     with pytest.raises(ValueError, match=f"votes.tsv, {expected}"):
         read_votes(path, "mnist", 3)
+
+
+def with_cell(lines, line, column, value):
+    """``lines`` with cell ``column`` of line ``line`` (0: the header) replaced by ``value``."""
+    cells = lines[line].rstrip("\n").split("\t")
+    cells[column] = value
+    return lines[:line] + ["\t".join(cells) + "\n"] + lines[line + 1:]
+
+
+@pytest.mark.parametrize("tamper,max_count,expected", [
+    (lambda lines: with_cell(lines, 3, 0, "9"), 4, "line 4: idx 9 is not among the examples this run selects"),
+    (lambda lines: with_cell(lines, 1, 3, "nan"), 4, "line 2: radius must be a finite"),
+    (lambda lines: lines, 2, "line 4: idx 2 is not among the examples this run selects"),
+])
+def test_a_resume_over_rows_this_run_would_not_write_is_refused_and_writes_nothing(tmp_path, tamper, max_count, expected):
+    """A row whose idx the run does not select (tampered, or beyond a smaller --max), or whose
+    values analyze would refuse, stops the resume before any file is written."""
+    smoothed = SmoothedClassifier(digits_model(), 10, 0.5)
+    out = tmp_path / "cert.tsv"
+    certify_dataset(smoothed, load_dataset("mnist", "test"), out, CertifySettings(n0=10, n=20, max_count=3), progress=False)
+    lines = out.read_text().splitlines(keepends=True)
+    out.write_text("".join(tamper(lines)))
+    before = snapshot(tmp_path)
+    with pytest.raises(ValueError, match=expected):
+        certify_dataset(smoothed, load_dataset("mnist", "test"), out, CertifySettings(n0=10, n=20, max_count=max_count),
+                        progress=False, resume=True)
+    assert snapshot(tmp_path) == before

@@ -21,6 +21,8 @@ def ensure_writable_folder(path: str | Path) -> Path:
     """Create the folder ``path`` if needed and check that files can be written in it, so that a
     long run fails at its start rather than at its first save."""
     folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{folder} exists and is not a folder; expected a folder to write into (or a path where one can be made)")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):

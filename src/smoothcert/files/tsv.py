@@ -144,7 +144,7 @@ def read_results(path: str | Path) -> list[dict[str, Any]]:
     rows, first_seen = [], {}
     for number, line in lines[1:]:
         try:
-            row = _parsed_row(header, line.split("\t"))
+            row = parse_row(header, line.split("\t"))
             if row["idx"] in first_seen:
                 raise ValueError(f"idx {row['idx']} is repeated (first on line {first_seen[row['idx']]}); each example has one row "
                                  "per file (were two files concatenated?)")
@@ -155,8 +155,8 @@ def read_results(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _parsed_row(header: Sequence[str], cells: Sequence[str]) -> dict[str, Any]:
-    """One row's cells as :func:`read_results` returns them, checked by :func:`_check_row`."""
+def parse_row(header: Sequence[str], cells: Sequence[str]) -> dict[str, Any]:
+    """One certification row's cells as :func:`read_results` returns them, checked by :func:`_check_row`."""
     if len(cells) != len(header):
         raise ValueError(f"{len(cells)} cells for {len(header)} columns")
     raw = dict(zip(header, cells))

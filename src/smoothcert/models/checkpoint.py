@@ -61,16 +61,18 @@ def _reason(error: Exception) -> str:
     """torch's reason for refusing a file, in one short line: for an unsafe pickle, the global it
     would call (not torch's advice on how to load it unsafely), without terminal colour codes."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
-    unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", text) or re.search(r"Unsupported operand (\S+)", text)
+    unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", text)
     if unsafe:
         return f"its pickle would call {unsafe.group(1)}, which weights-only loading refuses"
-    return " ".join(text.split())[:200]
+    return " ".join(text.split())[:200] or type(error).__name__
 
 
 def _read(path: str | Path, map_location: str | torch.device) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}" + (" (it is a folder)" if path.is_dir() else ""))
+    if not path.stat().st_size:
+        raise ValueError(f"{path} is empty; expected a checkpoint written by torch.save")
     _check_integrity(path)
     try:
         entries = torch.load(path, map_location=map_location, weights_only=True)
@@ -130,7 +132,7 @@ def _fit(model: torch.nn.Module, state: dict[str, Any], path: Path, arch: str, n
         raise ValueError(f"{path} does not hold a {arch} with {num_classes} classes: {'; '.join(parts) or error}") from None
 
 
-def _refuse_non_finite(state: dict[str, Any], path: Path) -> None:
+def refuse_non_finite_weights(state: dict[str, Any], path: Path) -> None:
     """Refuse weights that hold NaN or inf: a valid file (its CRC-32s hold) can carry them, and
     argmax over NaN logits says class 0, so such a classifier would certify without complaint."""
     broken = [key for key, value in state.items()
@@ -177,7 +179,7 @@ def load_classifier(
         raise ValueError(f"{path} is in the layout of Cohen et al.'s released models, which do not record sigma: give the noise "
                          "level it was trained at (--sigma; e.g. 0.25 for a model from a folder noise_0.25)")
     POSITIVE.check("sigma", entries["sigma"])
-    _refuse_non_finite(entries["state_dict"], path)
+    refuse_non_finite_weights(entries["state_dict"], path)
     model = build_model(entries["arch"], entries["num_classes"], info.mean, info.std)
     _fit(model, entries["state_dict"], path, entries["arch"], entries["num_classes"])
     return model.to(device).eval(), entries

@@ -64,7 +64,7 @@ def naming_examples(indices: Sequence[int]) -> Iterator[None]:
     except NonFiniteLogits as error:
         raise ValueError(f"the base classifier returned non-finite logits (NaN or inf) on noisy copies of example idx "
                          f"{indices[error.positions[0]]} of the dataset; nothing is certified from them: check the checkpoint's "
-                         f"weights") from None
+                         f"weights and the noise level sigma") from None
 
 
 def _row(idx: int, label: int, cert: Certificate, samples: int, seconds: float) -> dict:
@@ -118,9 +118,10 @@ def certify_dataset(
     record = {**asdict(settings), "grid": list(settings.grid), "sigma": smoothed.sigma, "world": world, "keep_heap": heap_kept(),
               **(metadata or {})}
     refuse_oversized_pass(pass_size(settings.batch_size, _group_size(settings), (settings.n0, settings.n)), dataset[0][0].to(device))
+    selected = selected_indices(len(dataset), settings.skip, settings.max_count)
     with ExitStack() as writer:
-        _prepare_on_first(writer, paths.values(), record, resume, rank, world)
-        indices = _pending(paths, selected_indices(len(dataset), settings.skip, settings.max_count), rank, world)
+        _prepare_on_first(writer, paths.values(), record, resume, rank, world, selected)
+        indices = _pending(paths, selected, rank, world)
         targets = {name: (shard_path(path, rank, world) if world > 1 else path) for name, path in paths.items()}
         with ExitStack() as stack:
             files = {name: stack.enter_context(ResultsFile(path, CERTIFY_COLUMNS)) for name, path in targets.items()}
@@ -182,13 +183,13 @@ def _certify_rows(smoothed: SmoothedClassifier, dataset: Dataset, todo: list[int
     bar.close()
 
 
-def _prepare_on_first(writer: ExitStack, paths, record: dict, resume: bool, rank: int, world: int) -> None:
+def _prepare_on_first(writer: ExitStack, paths, record: dict, resume: bool, rank: int, world: int, selected: list[int]) -> None:
     """Process 0 becomes the writer of ``paths`` until ``writer`` closes
     (:func:`smoothcert.runs.resume.writing`); its refusal is raised on every process."""
     problem = None
     if rank == 0:
         try:
-            writer.enter_context(writing(paths, record, resume))
+            writer.enter_context(writing(paths, record, resume, selected))
         except ValueError as error:
             problem = str(error)
     if world > 1:
@@ -216,7 +217,7 @@ def predict_dataset(
                   **(metadata or {}))
     indices = selected_indices(len(dataset), skip, max_count)
     device = smoothed.device or torch.device("cpu")
-    with writing([Path(outfile)], record, resume), ResultsFile(outfile, PREDICT_COLUMNS) as results:
+    with writing([Path(outfile)], record, resume, indices), ResultsFile(outfile, PREDICT_COLUMNS) as results:
         for idx in tqdm([i for i in indices if i not in results.done], desc="predict", disable=None if progress else True):
             x, label = dataset[idx]
             started = time.perf_counter()

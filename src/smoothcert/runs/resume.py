@@ -21,7 +21,7 @@ from typing import Any, Iterable, Iterator
 
 from smoothcert.files.atomic import refuse_special, write_text_atomic
 from smoothcert.files.lock import exclusive
-from smoothcert.files.tsv import CERTIFY_COLUMNS, PREDICT_COLUMNS, VOTES_COLUMNS
+from smoothcert.files.tsv import CERTIFY_COLUMNS, PREDICT_COLUMNS, VOTES_COLUMNS, parse_row
 
 INFORMATIONAL = frozenset({"batch_size", "max_count", "checkpoint", "device", "world", "versions", "keep_heap"})
 
@@ -71,21 +71,37 @@ def _differences(recorded: dict[str, Any], record: dict[str, Any]) -> list[str]:
     return [f"{key} was {recorded.get(key)!r}, now {record.get(key)!r}" for key in keys if recorded.get(key) != record.get(key)]
 
 
-def _check_rows(path: Path) -> None:
-    """Refuse to resume a file whose complete rows are not rows of ours (each ``idx`` an integer,
-    as many cells as the header), naming its line, before any file is written."""
+def _check_rows(path: Path, selected: set[int] | None) -> None:
+    """Refuse to resume a file whose complete rows are not rows this run would have written: as
+    many cells as the header, an integer ``idx`` not seen before and among ``selected`` (when
+    given), and, in a certification file, values ``analyze`` accepts; names the line, before any
+    file is written."""
     try:
         lines = path.read_text().split("\n")[:-1]
     except UnicodeDecodeError:
         raise ValueError(f"cannot resume {path}: it is not a text file (not UTF-8); move it away to start over") from None
-    width = len(lines[0].split("\t")) if lines else 0
+    header = lines[0].split("\t") if lines else []
+    seen: dict[int, int] = {}
     for number, line in enumerate(lines[1:], start=2):
+        if not line:
+            continue
         cells = line.split("\t")
-        if line and len(cells) != width or not cells[0].isdigit():
-            raise ValueError(f"cannot resume {path}: line {number} is not a row of it ({line[:60]!r}); move the file away to start over")
+        try:
+            if len(cells) != len(header) or not cells[0].isdigit():
+                raise ValueError(f"not a row of it ({line[:60]!r})")
+            if "radius" in header:
+                parse_row(header, cells)
+            idx = int(cells[0])
+            if idx in seen:
+                raise ValueError(f"idx {idx} is repeated (first on line {seen[idx]})")
+            if selected is not None and idx not in selected:
+                raise ValueError(f"idx {idx} is not among the examples this run selects (skip, max_count)")
+        except ValueError as error:
+            raise ValueError(f"cannot resume {path}: line {number}: {error}; move the file away to start over") from None
+        seen[idx] = number
 
 
-def _check_resumable(path: Path, record: dict[str, Any]) -> None:
+def _check_resumable(path: Path, record: dict[str, Any], selected: set[int] | None) -> None:
     source = settings_path(path)
     if not source.is_file():
         raise ValueError(f"cannot resume {path}: its settings file {source} is missing, so nothing shows that its rows were "
@@ -96,7 +112,7 @@ def _check_resumable(path: Path, record: dict[str, Any]) -> None:
         raise ValueError(f"cannot resume {path}: its settings file {source} is not valid JSON ({error})") from None
     if not isinstance(recorded, dict):
         raise ValueError(f"cannot resume {path}: its settings file {source} does not hold a JSON object")
-    _check_rows(path)
+    _check_rows(path, selected)
     differences = _differences(recorded, record)
     if differences:
         raise ValueError(f"cannot resume {path} with other settings than it was started with: {'; '.join(differences)}. "
@@ -107,12 +123,13 @@ def _check_resumable(path: Path, record: dict[str, Any]) -> None:
 
 
 @contextmanager
-def writing(paths: Iterable[Path], record: dict[str, Any], resume: bool) -> Iterator[None]:
+def writing(paths: Iterable[Path], record: dict[str, Any], resume: bool, selected: Iterable[int] | None = None) -> Iterator[None]:
     """The block is the one writer of the results files ``paths`` (:func:`smoothcert.files.lock.exclusive`),
     which are checked and prepared first: a file that already holds rows is continued only with
     ``resume`` and only if its recorded settings agree with ``record`` (a ``ValueError`` names
-    each difference); ``record`` is written beside each once every file has passed, so that a
-    refusal leaves every file as it was."""
+    each difference), and only if each of its rows is one this run would write (``selected``: the
+    indices the run selects); ``record`` is written beside each once every file has passed, so that
+    a refusal leaves every file as it was."""
     paths = list(paths)
     for path in paths:
         if path.is_dir():
@@ -120,11 +137,11 @@ def writing(paths: Iterable[Path], record: dict[str, Any], resume: bool) -> Iter
         refuse_special(path)
         refuse_special(settings_path(path))
     with exclusive(paths):
-        _prepare_outputs(paths, record, resume)
+        _prepare_outputs(paths, record, resume, None if selected is None else set(selected))
         yield
 
 
-def _prepare_outputs(paths: list[Path], record: dict[str, Any], resume: bool) -> None:
+def _prepare_outputs(paths: list[Path], record: dict[str, Any], resume: bool, selected: set[int] | None) -> None:
     """Check that results files may be written with ``record``, then write ``record`` beside each.
 
     A file that already holds rows is continued only with ``resume`` and only if its recorded
@@ -136,6 +153,6 @@ def _prepare_outputs(paths: list[Path], record: dict[str, Any], resume: bool) ->
             if not resume:
                 raise ValueError(f"{path} already holds results; pass --resume (resume=True) to continue it, or choose "
                                  "another output file")
-            _check_resumable(path, record)
+            _check_resumable(path, record, selected)
     for path in paths:
         write_text_atomic(settings_path(path), json.dumps(record, indent=2) + "\n")

@@ -30,7 +30,7 @@ def vote_dataset(smoothed: SmoothedClassifier, dataset: Dataset, outfile: str | 
     NON_NEGATIVE_INT.check("seed", seed)
     record = dict(n=n, batch_size=batch_size, seed=seed, sigma=smoothed.sigma, **(metadata or {}))
     device = smoothed.device or torch.device("cpu")
-    with writing([Path(outfile)], record, resume), ResultsFile(outfile, VOTES_COLUMNS) as results:
+    with writing([Path(outfile)], record, resume, range(len(dataset))), ResultsFile(outfile, VOTES_COLUMNS) as results:
         for idx in tqdm([i for i in selected_indices(len(dataset), 1, None) if i not in results.done], desc="votes",
                         disable=None if progress else True):
             x, label = dataset[idx]

@@ -30,7 +30,7 @@ from tqdm import tqdm
 from smoothcert.data import DatasetInfo, dataset_info, load_dataset
 from smoothcert.files.atomic import ensure_writable_folder, remove_stale_temporaries
 from smoothcert.models import build_model
-from smoothcert.models.checkpoint import load_checkpoint, save_checkpoint
+from smoothcert.models.checkpoint import load_checkpoint, refuse_non_finite_weights, save_checkpoint
 from smoothcert.runtime.allocator import keep_heap_memory
 from smoothcert.runtime.distributed import Distributed, local
 from smoothcert.runtime.seeding import AUGMENT, DATA_ORDER, EVAL_NOISE, INIT, TRAIN_NOISE, derive_seed, generator_for
@@ -140,6 +140,7 @@ def _resumed_state(config: TrainConfig, checkpoint_path: Path, resume: bool, dev
     if not checkpoint_path.is_file():
         raise FileNotFoundError(f"cannot resume: no checkpoint at {checkpoint_path}")
     state = load_checkpoint(checkpoint_path, map_location=device)
+    refuse_non_finite_weights(state["state_dict"], checkpoint_path)
     stored, wanted = {**asdict(TrainConfig()), **state["hparams"]}, asdict(config)  # settings added since: their defaults
     differences = [f"{key} was {stored[key]!r}, now {wanted[key]!r}" for key in wanted
                    if key not in RESUMABLE_CHANGES and stored[key] != wanted[key]]

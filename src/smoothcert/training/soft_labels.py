@@ -19,7 +19,10 @@ def read_votes(path: str | Path, dataset: str, size: int) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(f"no votes file {path}; make it with smoothcert votes --split train (CAT-RS's smoothed predictions)")
     settings = path.with_name(path.name + ".json")
-    recorded = json.loads(settings.read_text()) if settings.is_file() else {}
+    if not settings.is_file():
+        raise ValueError(f"{path} has no settings record {settings.name} beside it, so nothing shows which split its votes are on; "
+                         "make it with smoothcert votes --split train")
+    recorded = json.loads(settings.read_text())
     if recorded.get("dataset") != dataset or recorded.get("split") != "train":
         raise ValueError(f"{path} holds votes on {recorded.get('dataset')!r} ({recorded.get('split')} split), not on the training split "
                          f"of {dataset!r}")
