@@ -241,6 +241,7 @@ def write_votes(path, rows, size=3):
     (["0\t1\t5,5", "1\t0\t10,0", "2\t0\t10,0,0"], "line 4: 3 votes where line 2 has 2"),
     (["0\t1\t5,5", "1\t0\t0,0", "2\t0\t10,0"], "line 3: no votes"),
     (["0\t1\t5,5", "1\t0\t10,x", "2\t0\t10,0"], "line 3: votes must be non-negative integers"),
+    (["0\t1\t5,5", "1\t0\t4,1", "2\t0\t10,0"], "line 3: its votes add up to 5, not the n = 10 its record states"),
 ])
 def test_a_corrupt_votes_file_is_refused_with_its_line(tmp_path, rows, expected):
     path = write_votes(tmp_path / "votes.tsv", rows)

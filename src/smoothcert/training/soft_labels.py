@@ -26,7 +26,7 @@ def read_votes(path: str | Path, dataset: str, size: int) -> np.ndarray:
     if recorded.get("dataset") != dataset or recorded.get("split") != "train":
         raise ValueError(f"{path} holds votes on {recorded.get('dataset')!r} ({recorded.get('split')} split), not on the training split "
                          f"of {dataset!r}")
-    votes = _votes_by_index(path, complete_lines(path, VOTES_COLUMNS))
+    votes = _votes_by_index(path, complete_lines(path, VOTES_COLUMNS), recorded.get("n"))
     missing = size - len(votes.keys() & set(range(size)))
     if missing:
         raise ValueError(f"{path} misses the votes of {missing} of the {size} training examples; resume it with --resume")
@@ -34,9 +34,10 @@ def read_votes(path: str | Path, dataset: str, size: int) -> np.ndarray:
     return table / table.sum(axis=1, keepdims=True)
 
 
-def _votes_by_index(path: Path, lines: list[str]) -> dict[int, np.ndarray]:
-    """Each row's votes by ``idx``, every row checked: non-negative integer votes, not all zero, as
-    many classes as the first row, and each ``idx`` once; a refusal names the file and the line."""
+def _votes_by_index(path: Path, lines: list[str], total: int | None) -> dict[int, np.ndarray]:
+    """Each row's votes by ``idx``, every row checked: non-negative integer votes adding up to
+    ``total`` (the ``n`` its record states, when it states one), as many classes as the first row,
+    and each ``idx`` once; a refusal names the file and the line."""
     votes: dict[int, np.ndarray] = {}
     first_seen: dict[int, int] = {}
     for number, line in enumerate(lines[1:], start=2):
@@ -57,5 +58,7 @@ def _votes_by_index(path: Path, lines: list[str]) -> dict[int, np.ndarray]:
             raise ValueError(f"{path}, line {number}: {len(counts)} votes where line 2 has {classes}")
         if not sum(counts):
             raise ValueError(f"{path}, line {number}: no votes (every count is 0); a votes file holds n votes per example")
+        if total is not None and sum(counts) != total:
+            raise ValueError(f"{path}, line {number}: its votes add up to {sum(counts)}, not the n = {total} its record states")
         votes[index], first_seen[index] = np.array(counts, dtype=np.float64), number
     return votes
