@@ -36,19 +36,31 @@ def format_value(value: Any, rounding: str | None = None) -> str:
     """``value`` as a cell: booleans as 0/1, floats to :data:`DIGITS` significant digits, rounded
     to nearest or, with ``rounding`` (a :mod:`decimal` rounding mode), in that direction.
 
-    Directed rounding is exact: the float is converted to its exact decimal value, rounded in
-    ``decimal`` and printed. Reading the cell back gives the float nearest to that decimal, which
-    lies on the same side of ``value``, since ``value`` is itself a float and rounding to nearest
-    is monotone."""
+    Directed rounding keeps the nearest cell when reading it back gives a float on the right side
+    of ``value`` (so ``alpha = 0.001`` is written ``0.001``, not ``0.00100001``); otherwise it is
+    exact: the float is converted to its exact decimal value, rounded in ``decimal`` and printed.
+    Reading that cell back gives the float nearest to the decimal, which lies on the same side of
+    ``value``, since ``value`` is itself a float and rounding to nearest is monotone."""
     if isinstance(value, bool):
         return str(int(value))
     if isinstance(value, float):
         if math.isnan(value):
             return "nan"
-        if rounding is not None and math.isfinite(value):
-            value = float(Context(prec=DIGITS, rounding=rounding).plus(Decimal(value)))
-        return f"{value:.{DIGITS}g}"
+        nearest = f"{value:.{DIGITS}g}"
+        if rounding is None or not math.isfinite(value) or _on_side(float(nearest), value, rounding):
+            return nearest
+        return f"{float(Context(prec=DIGITS, rounding=rounding).plus(Decimal(value))):.{DIGITS}g}"
     return str(value)
+
+
+def _on_side(written: float, value: float, rounding: str) -> bool:
+    """Whether ``written`` lies where ``rounding`` would put it: at or above ``value`` (ceiling),
+    at or below it (floor), or no farther from zero (down)."""
+    if rounding == ROUND_CEILING:
+        return written >= value
+    if rounding == ROUND_FLOOR:
+        return written <= value
+    return abs(written) <= abs(value)
 
 
 def complete_lines(path: Path, columns: Sequence[str]) -> list[str]:
