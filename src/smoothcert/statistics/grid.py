@@ -52,7 +52,7 @@ from scipy import special
 
 from smoothcert.statistics import bounds
 from smoothcert.statistics.certificates import ABSTAIN, Certificate
-from smoothcert.statistics.sequential import MIXTURE_PRIOR, final_count_needed, mixture_log_martingale
+from smoothcert.statistics.sequential import MIXTURE_PRIOR, AlphaSplit, final_count_needed, mixture_log_martingale
 from smoothcert.validators import POSITIVE, POSITIVE_INT, PROBABILITY
 
 
@@ -76,7 +76,7 @@ def check_radii(radii: Sequence[float]) -> tuple[float, ...]:
 
 
 @dataclass(frozen=True)
-class GridRule:
+class GridRule(AlphaSplit):
     """The grid rule for ``n`` samples at most, level ``alpha``, noise ``sigma`` and the radii
     ``radii`` (0 is added as the first level): the thresholds ``p_g``, and what the last look
     needs for each level."""
@@ -100,14 +100,6 @@ class GridRule:
         if beyond:
             warnings.warn(f"radii {beyond} lie beyond {largest:.4g}, the largest radius n = {self.n} samples can certify at "
                           f"sigma {self.sigma:g}; they are never certified", RuntimeWarning, stacklevel=3)
-
-    @property
-    def sequence_level(self) -> float:
-        return (1 - self.final_share) * self.alpha
-
-    @property
-    def final_level(self) -> float:
-        return self.final_share * self.alpha
 
     @property
     def thresholds(self) -> NDArray[np.float64]:

@@ -95,8 +95,24 @@ def _sequence_excludes(k: int, t: int, p: float, level: float) -> bool:
     return bool(mixture_log_martingale(k, t, p) >= -np.log(level))
 
 
+class AlphaSplit:
+    """``alpha`` split between sequential looks (``(1 - final_share) alpha``) and a Clopper-Pearson
+    bound at the last look (``final_share * alpha``), which hold together by the union bound."""
+
+    alpha: float
+    final_share: float
+
+    @property
+    def sequence_level(self) -> float:
+        return (1 - self.final_share) * self.alpha
+
+    @property
+    def final_level(self) -> float:
+        return self.final_share * self.alpha
+
+
 @dataclass(frozen=True)
-class SequenceTest:
+class SequenceTest(AlphaSplit):
     """The ``"sequence"`` rule for ``n`` estimation samples at level ``alpha``: the confidence
     sequence at ``(1 - final_share) alpha`` after every block, Clopper-Pearson at
     ``final_share * alpha`` at ``n``."""
@@ -109,14 +125,6 @@ class SequenceTest:
         if self.n < 1 or not 0 < self.alpha < 1 or not 0 < self.final_share < 1:
             raise ValueError(f"need n >= 1, alpha in (0, 1) and final_share in (0, 1) (the last look's Clopper-Pearson bound needs "
                              f"a level), got n={self.n}, alpha={self.alpha}, final_share={self.final_share}")
-
-    @property
-    def sequence_level(self) -> float:
-        return (1 - self.final_share) * self.alpha
-
-    @property
-    def final_level(self) -> float:
-        return self.final_share * self.alpha
 
 
 @functools.lru_cache(maxsize=256)
