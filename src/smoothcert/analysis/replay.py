@@ -65,7 +65,8 @@ def run_grid(p: NDArray[np.float64], rule: GridRule, rng: np.random.Generator) -
     run = GridRun(rule, len(p))
     while run.active.any():
         run.record(rng.binomial(run.sizes(), p))
-    radii = np.array([run.certificate(i, 0).radius if run.certificate(i, 0).label == 0 else -1.0 for i in range(len(p))])
+    certificates = [run.certificate(i, 0) for i in range(len(p))]
+    radii = np.array([cert.radius if cert.label == 0 else -1.0 for cert in certificates])
     return radii, run.used.copy()
 
 

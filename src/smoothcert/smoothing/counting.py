@@ -62,7 +62,7 @@ def count_phases(model: torch.nn.Module, num_classes: int, sigma: float, inputs:
     device, shape = inputs.device, inputs.shape[1:]
     if device.type == "cpu":
         keep_heap_memory()  # no page-fault tax on large batches (smoothcert.runtime.allocator)
-    capacity = max(NOISE_BLOCK, batch_size - batch_size % NOISE_BLOCK)
+    capacity = _capacity(batch_size)
     was_training = model.training
     model.eval()
     try:
@@ -104,9 +104,14 @@ def _available_bytes(device: torch.device) -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
+def _capacity(batch_size: int) -> int:
+    """Copies per packed pass: ``batch_size`` rounded down to whole blocks, at least one block."""
+    return max(NOISE_BLOCK, batch_size - batch_size % NOISE_BLOCK)
+
+
 def pass_size(batch_size: int, inputs: int, phases: Sequence[int]) -> int:
     """How many noisy copies one packed pass of :func:`count_phases` holds at most."""
-    return min(max(NOISE_BLOCK, batch_size - batch_size % NOISE_BLOCK), inputs * sum(phases))
+    return min(_capacity(batch_size), inputs * sum(phases))
 
 
 def refuse_oversized_pass(copies: int, example: torch.Tensor) -> None:

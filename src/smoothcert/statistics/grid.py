@@ -132,17 +132,18 @@ class GridRun:
     @property
     def levels(self) -> NDArray[np.int64]:
         """How many levels each input has certified: every level up to it rejected (step-up)."""
-        return np.argmin(np.column_stack([self.rejected, np.zeros(len(self.rejected), dtype=bool)]), axis=1)
+        return _certified_levels(self.rejected)
 
     def record(self, drawn: NDArray[np.int64]) -> None:
         """Add the counts ``drawn`` of the blocks :meth:`sizes` asked for, test, and stop the
         inputs whose place on the grid is decided."""
         rows = np.flatnonzero(self.active)
+        sizes = self.sizes()[rows]
         self.count[rows] += drawn[rows]
-        self.used[rows] += self.sizes()[rows]
+        self.used[rows] += sizes
         threshold = -np.log(self.rule.sequence_level)
         self.rejected[rows] |= level_log_martingale(self.count[rows, None], self.used[rows, None], self.thresholds) >= threshold
-        level = self.levels[rows]
+        level = _certified_levels(self.rejected[rows])
         done = (self.used[rows] == self.rule.n) | (level == len(self.thresholds))
         open_rows = rows[~done]
         done[~done] = self._out_of_reach(open_rows, level[~done])
@@ -171,6 +172,11 @@ class GridRun:
         if pa <= 0.5 and not level:
             return Certificate(ABSTAIN, 0.0, pa, 1.0 - pa, rule.alpha, rule.alpha)
         return Certificate(top, max(radius, 0.0), pa, 1.0 - pa, rule.alpha, rule.alpha)
+
+
+def _certified_levels(rejected: NDArray[np.bool_]) -> NDArray[np.int64]:
+    """Per row of ``rejected`` (inputs by levels), how many levels from the first are all rejected."""
+    return np.argmin(np.column_stack([rejected, np.zeros(len(rejected), dtype=bool)]), axis=1)
 
 
 def certify_sequentially(top: int, draw: Callable[[int], int], n: int, alpha: float, sigma: float, radii: Sequence[float],
