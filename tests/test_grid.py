@@ -8,7 +8,7 @@ from scipy import integrate, stats
 from scipy.special import ndtr
 
 from smoothcert.statistics import bounds
-from smoothcert.statistics.grid import GridRule, certify_sequentially, level_log_martingale
+from smoothcert.statistics.grid import GridRule, band_log_martingale, certify_sequentially, futile, grid_log_martingale, level_log_martingale
 
 SIGMA, RADII = 0.5, (0.25, 0.5)
 
@@ -67,17 +67,47 @@ def test_the_one_sided_martingale_is_its_integral(k, t, p):
     assert float(level_log_martingale(k, t, p)) == pytest.approx(np.log(value), abs=1e-6)
 
 
+@pytest.mark.parametrize("k,t,p,top", [(100, 100, 0.9, 0.95), (80, 100, 0.6, 0.7), (300, 400, 0.7, 0.8), (5, 10, 0.3, 0.5),
+                                       (1990, 2000, 0.8, 0.9), (30, 100, 0.5, 0.7)])
+def test_the_band_martingale_is_its_integral(k, t, p, top):
+    """log M of the band test (q uniform on (p, top]) against quadrature, on both sides of the band
+    (1990 of 2000 lies far above it, where the upper tails cancel) and below it."""
+    ratio = lambda q: np.exp(k * np.log(q / p) + (t - k) * np.log((1 - q) / (1 - p))) / (top - p)
+    value = integrate.quad(ratio, p, top, limit=400, points=[k / t] if p < k / t < top else None)[0]
+    assert float(band_log_martingale(k, t, p, top)) == pytest.approx(np.log(value), abs=1e-6)
+    both = np.log((np.exp(level_log_martingale(k, t, p)) + value) / 2)
+    assert float(grid_log_martingale(k, t, p, top)) == pytest.approx(both, abs=1e-6)
+
+
 def test_clear_inputs_stop_early_and_certify_their_level():
     cert, used = certify_sequentially(3, draws(0.97, 0), 100_000, 0.001, SIGMA, [0.25 * i for i in range(1, 8)])
     assert cert.label == 3 and cert.radius == 0.75 and used < 10_000  # Phi(0.75 / 0.5) < 0.97 < Phi(1.0 / 0.5)
 
 
-def test_an_input_near_one_half_samples_to_n_and_abstains_as_clopper_pearson_does():
-    """51 of every 100 samples: neither pA > 1/2 nor its opposite is decided early; at n the
-    Clopper-Pearson bound (at its share of alpha) is below 1/2, so the input abstains."""
+def test_an_input_near_one_half_stops_once_reaching_the_last_looks_need_is_futile():
+    """51 of every 100 samples: pA > 1/2 cannot be decided early, and the last look at n would
+    need 557 of 1,000; the predictive probability of that falls below rule_out well before n, so
+    the input stops and abstains, as Clopper-Pearson at n would (510 of 1,000 is below 1/2)."""
+    assert GridRule(1000, 0.001, SIGMA, (0.25,)).final_needed[0] == 557
     cert, used = certify_sequentially(1, lambda m: m // 2 + 1, 1000, 0.001, SIGMA, [0.25])
-    assert used == 1000 and cert.label == -1 and cert.radius == 0.0
+    assert used < 1000 and cert.label == -1 and cert.radius == 0.0
     assert float(bounds.cp_lower(510, 1000, 0.0002)) < 0.5
+
+
+def test_an_input_near_the_last_looks_need_samples_to_n_and_gets_clopper_pearsons_radius():
+    """56 of every 100 samples: within reach of the 557 the last look needs, so the input samples
+    to n, where the Clopper-Pearson bound at its share of alpha certifies a radius off the grid."""
+    cert, used = certify_sequentially(1, lambda m: 56 * m // 100, 1000, 0.001, SIGMA, [0.25])
+    expected = float(bounds.cp_lower(560, 1000, 0.0002))
+    assert used == 1000 and cert.label == 1 and cert.pa_lower == pytest.approx(expected) and 0 < cert.radius < 0.25
+
+
+def test_futility_needs_the_final_count_to_be_unlikely():
+    """The stopping rule on its own, 557 of 1,000 needed after 500 samples: 250 of them make 500
+    the expected final count, 57 short with a predictive spread of 15.8 (futile at 0.05); 270
+    make 540, 17 short (not futile)."""
+    assert futile(250, 500, 1000, 557, 0.05) and not futile(270, 500, 1000, 557, 0.05) and not futile(280, 500, 1000, 557, 0.05)
+    assert not futile(270, 500, 1000, 1001, 0.05)  # a level the last look can never reach is left to the other test
 
 
 def test_an_input_whose_next_level_is_out_of_reach_stops_at_its_grid_radius():

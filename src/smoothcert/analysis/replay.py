@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 from scipy import special, stats
 
 from smoothcert.files.tsv import read_results
-from smoothcert.statistics.grid import GridRule, GridRun
+from smoothcert.statistics.grid import GridRule, GridRun, grid_radii
 
 
 def recover_counts(radii: NDArray[np.float64], sigma: float, n: int, alpha: float) -> NDArray[np.int64]:
@@ -101,8 +101,7 @@ def replay_log(path: str | Path, sigma: float, n: int = 100_000, alpha: float = 
     written = np.array([r["radius"] for r in rows])
     correct = np.array([r["correct"] for r in rows])
     kept = np.array([r["predict"] >= 0 for r in rows])
-    largest = sigma * float(special.ndtri(float(stats.beta.ppf(alpha / 2, n, 1))))
-    grid = tuple(radii) if radii is not None else tuple(0.25 * i for i in range(1, int(largest / 0.25) + 1))
+    grid = tuple(radii) if radii is not None else grid_radii("auto", n, alpha, sigma)
     rule = GridRule(n, alpha, sigma, grid)
     rng = np.random.default_rng(seed)
     p = recover_counts(written[kept], sigma, n, alpha) / n

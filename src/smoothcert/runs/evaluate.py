@@ -152,7 +152,7 @@ def _pending(paths: dict[str, Path], selected: list[int], rank: int, world: int)
 
 def _group_size(settings: CertifySettings) -> int:
     """How many inputs share their forward passes (one with early stopping)."""
-    return 1 if settings.target_radius is not None else max(1, settings.batch_size // (settings.n0 + settings.n))
+    return 1 if settings.target_radius is not None or settings.radii else max(1, settings.batch_size // (settings.n0 + settings.n))
 
 
 def _certify_rows(smoothed: SmoothedClassifier, dataset: Dataset, todo: list[int], files: dict[str, ResultsFile],

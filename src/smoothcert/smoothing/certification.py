@@ -12,7 +12,7 @@ computed by :mod:`smoothcert.statistics`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from smoothcert.smoothing.counting import NOISE_BLOCK
 from smoothcert.statistics.certificates import (ABSTENTIONS, PAPER_GRID, PB_BOUNDS, SELECTIONS, Certificate, certify_from_counts,
                                                 check_grid, t_certify_from_counts)
+from smoothcert.statistics.grid import GridRule, GridRun, grid_radii, parse_radii
 from smoothcert.statistics.sequential import (EARLY_STOPS, SequenceTest, checkpoint_decision, checkpoint_plan,
                                               sequence_decision)
 from smoothcert.validators import NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, PROBABILITY, Rule, field_problems, optional, setting
@@ -33,6 +34,16 @@ and pB bound, ``tcertify_paper`` the paper's exact Algorithm 2 (``selection="pap
 METHODS = tuple(ALGORITHMS)
 SAMPLE_COUNT = Rule(lambda v: POSITIVE_INT.holds(v) and v <= 2**53, "must be a positive integer of at most 2**53")
 """A sample count: above 2**53 counts are no longer exact in the statistics' floating point."""
+
+
+def _names_a_grid(spelling: object) -> bool:
+    try:
+        return isinstance(spelling, str) and bool(parse_radii(spelling))
+    except ValueError:
+        return False
+
+
+GRID_SPELLING = Rule(_names_a_grid, "must be 'auto' or a comma-separated increasing list of non-negative radii such as 0.25,0.5,0.75")
 
 
 @dataclass
@@ -60,6 +71,10 @@ class CertifySettings:
     seed: int = setting(0, "seed of the certification noise", NON_NEGATIVE_INT)
     target_radius: float | None = setting(None, "CERTIFY with early stopping: stop sampling an input once it certifies this "
                                           "radius or cannot", optional(POSITIVE))
+    radii: str | None = setting(None, "grid certification: stop sampling each input once its largest certified radius on this "
+                                "grid is decided; a comma-separated list (0.25,0.5,0.75) or auto (0.25, 0.5, ... up to what n "
+                                "can certify). The radius written is the grid radius certified (Clopper-Pearson's at n)",
+                                optional(GRID_SPELLING))
     early_stop: str = setting("sequence", "how early stopping stays valid: a confidence sequence checked after every 100 samples, "
                               "or Clopper-Pearson bounds at --stages fixed checkpoints", choices=EARLY_STOPS)
     stages: int = setting(5, "checkpoints of --early-stop checkpoints (n/16, n/8, ..., n)", POSITIVE_INT)
@@ -73,6 +88,10 @@ class CertifySettings:
             problems.append(str(error))
         if self.target_radius is not None and self.method != "certify":
             problems.append(f"early stopping (target_radius) needs method 'certify', got {self.method!r}")
+        if self.radii is not None and self.method != "certify":
+            problems.append(f"grid certification (radii) needs method 'certify', got {self.method!r}")
+        if self.radii is not None and self.target_radius is not None:
+            problems.append("give either target_radius (one radius) or radii (a grid), not both")
         if problems:
             raise ValueError("invalid certification settings: " + "; ".join(problems))
         return self
@@ -105,10 +124,12 @@ def certify_batch(smoothed: Counter, inputs: torch.Tensor, generators: Sequence[
     """Each input's certificates under ``settings`` (validated here). Without early stopping,
     every algorithm of ``settings.method`` scores the same ``n0`` selection and ``n`` estimation
     samples, and the noise of all inputs is packed into shared forward passes; with
-    ``target_radius``, each input runs :func:`certify_until_decided`."""
+    ``target_radius``, each input runs :func:`certify_until_decided`; with ``radii``,
+    :func:`certify_on_grid`."""
     settings.validate()
-    if settings.target_radius is not None:
-        return [{"certify": certify_until_decided(smoothed, inputs[i:i + 1], generators[i], settings)} for i in range(len(inputs))]
+    one_by_one = certify_until_decided if settings.target_radius is not None else certify_on_grid if settings.radii else None
+    if one_by_one is not None:
+        return [{"certify": one_by_one(smoothed, inputs[i:i + 1], generators[i], settings)} for i in range(len(inputs))]
     counts = smoothed.count_phases(inputs, (settings.n0, settings.n), settings.batch_size, generators)
     return [{name: (score(name, counts0, counts_n, settings, smoothed.sigma), settings.n) for name in ALGORITHMS[settings.method]}
             for counts0, counts_n in counts]
@@ -125,17 +146,54 @@ def certify_until_decided(smoothed: Counter, inputs: torch.Tensor, generator: to
     evaluated a few at a time (1, 2, 4, ... blocks per forward pass, up to ``batch_size``) and
     decided after each block."""
     n, alpha, sigma, radius = settings.n, settings.alpha, smoothed.sigma, settings.target_radius
-    top = int(np.argmax(smoothed.count_phases(inputs, (settings.n0,), settings.batch_size, [generator])[0, 0]))
+    top = _select(smoothed, inputs, generator, settings)
     if settings.early_stop == "checkpoints":
         plan = checkpoint_plan(n, alpha, settings.stages, block=NOISE_BLOCK)
-        looks: Sequence[int] = plan.checkpoints
         decide = lambda look, count, used: checkpoint_decision(plan, look, top, count, sigma, radius, alpha)
-        most_per_call = 1
-    else:
-        test = SequenceTest(n, alpha)
-        looks = range(NOISE_BLOCK, n + NOISE_BLOCK, NOISE_BLOCK)  # after every block; the last look, at n, is clipped below
-        decide = lambda look, count, used: sequence_decision(test, top, count, used, sigma, radius)
-        most_per_call = max(1, settings.batch_size // NOISE_BLOCK)
+        return _sample_until(smoothed, inputs, generator, settings, top, plan.checkpoints, decide, most_per_call=1)
+    test = SequenceTest(n, alpha)
+    decide = lambda look, count, used: sequence_decision(test, top, count, used, sigma, radius)
+    return _sample_until(smoothed, inputs, generator, settings, top, _every_block(n), decide)
+
+
+def certify_on_grid(smoothed: Counter, inputs: torch.Tensor, generator: torch.Generator | None,
+                    settings: CertifySettings) -> tuple[Certificate, int]:
+    """CERTIFY of one input (``inputs`` holds it alone) on the grid ``settings.radii``: after the
+    ``n0`` selection samples, estimation samples are drawn in blocks of :data:`NOISE_BLOCK` until
+    the input's largest certified grid radius is decided, by the rule of
+    :mod:`smoothcert.statistics.grid` (valid at level ``alpha`` whatever the stopping time).
+    Returns the certificate and the estimation samples used (at most ``n``, a prefix of those
+    CERTIFY draws with the same generator)."""
+    n, sigma = settings.n, smoothed.sigma
+    run = GridRun(GridRule(n, settings.alpha, sigma, grid_radii(settings.radii, n, settings.alpha, sigma)), 1, NOISE_BLOCK)
+    top = _select(smoothed, inputs, generator, settings)
+
+    def decide(look: int, count: int, used: int) -> Certificate | None:
+        run.record(np.array([count - run.count[0]], dtype=np.int64))
+        return None if run.active[0] else run.certificate(0, top)
+
+    return _sample_until(smoothed, inputs, generator, settings, top, _every_block(n), decide)
+
+
+def _select(smoothed: Counter, inputs: torch.Tensor, generator: torch.Generator | None, settings: CertifySettings) -> int:
+    """The top class of the ``n0`` selection samples of one input."""
+    return int(np.argmax(smoothed.count_phases(inputs, (settings.n0,), settings.batch_size, [generator])[0, 0]))
+
+
+def _every_block(n: int) -> range:
+    """A look after every block of :data:`NOISE_BLOCK` samples (the last, at ``n``, is clipped)."""
+    return range(NOISE_BLOCK, n + NOISE_BLOCK, NOISE_BLOCK)
+
+
+def _sample_until(smoothed: Counter, inputs: torch.Tensor, generator: torch.Generator | None, settings: CertifySettings, top: int,
+                  looks: Sequence[int], decide: Callable[[int, int, int], Certificate | None],
+                  most_per_call: int | None = None) -> tuple[Certificate, int]:
+    """Draw estimation samples of one input up to each look of ``looks`` (clipped to ``n``) and ask
+    ``decide(look, top_count, used)`` after each; return its first certificate and the samples
+    used. Looks are evaluated a few at a time (1, 2, 4, ... per forward pass, up to
+    ``batch_size`` samples, or ``most_per_call`` looks)."""
+    n = settings.n
+    most_per_call = most_per_call or max(1, settings.batch_size // NOISE_BLOCK)
     top_count, used, look, per_call = 0, 0, 0, 1
     while True:
         chunk = [min(checkpoint, n) for checkpoint in looks[look:look + per_call]]

@@ -155,6 +155,19 @@ class SmoothedClassifier:
                                    early_stop=early_stop, stages=stages)
         return self._certify_one(x, seed, generator, settings)["certify"]
 
+    def certify_grid(
+        self, x: torch.Tensor, n0: int, n: int, alpha: float, radii: Sequence[float] | str = "auto", batch_size: int = 1000, *,
+        seed: int | None = None, generator: torch.Generator | None = None,
+    ) -> tuple[Certificate, int]:
+        """CERTIFY on a grid of radii (``"auto"``: 0.25, 0.5, ... up to what ``n`` can certify):
+        sampling stops once the input's largest certified grid radius is decided (see
+        :func:`~smoothcert.smoothing.certification.certify_on_grid` and
+        :mod:`smoothcert.statistics.grid`). Returns the certificate, valid at level ``alpha``
+        whenever it stopped, and the estimation samples used (at most ``n``)."""
+        spelling = radii if isinstance(radii, str) else ",".join(repr(float(r)) for r in radii)
+        settings = CertifySettings(n0=n0, n=n, alpha=alpha, batch_size=batch_size, method="certify", radii=spelling)
+        return self._certify_one(x, seed, generator, settings)["certify"]
+
     def _certify_one(self, x: torch.Tensor, seed: int | None, generator: torch.Generator | None,
                      settings: CertifySettings) -> dict[str, tuple[Certificate, int]]:
         x, generator = self._prepare(x, seed, generator)

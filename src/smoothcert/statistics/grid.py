@@ -8,19 +8,21 @@ stops once the largest level it can certify is decided.
 
 Validity (level ``alpha`` whatever the stopping time). The level is split: ``(1 - final_share)
 alpha`` for sequential tests, ``final_share * alpha`` for a Clopper-Pearson bound at ``n``
-(default 0.2: most inputs stop on the sequence; chosen with ``rule_out`` by replaying 3,000 rows
-of two published logs, sigma 0.25 and 1.0, docs/performance.md; the prior was chosen on other
-data, :data:`~smoothcert.statistics.sequential.MIXTURE_PRIOR`).
+(default 0.2: most inputs stop on the sequence). ``final_share`` and ``rule_out`` were chosen by
+replaying the first 2,000 rows of two published logs (Cohen et al. at sigma 1.0, CAT-RS at 0.5;
+docs/performance.md); the priors were chosen on other data.
 
-- *One-sided sequential test of each level.* For ``H_g: pA <= p_g``, the mixture over ``q > p_g``
-  of the likelihood ratios ``prod_i (q / p_g)^X_i ((1 - q) / (1 - p_g))^(1 - X_i)`` with the Beta
-  prior :data:`MIXTURE_PRIOR` restricted to ``(p_g, 1]`` (:func:`level_log_martingale`) has, under
+- *One-sided sequential test of each level.* For ``H_g: pA <= p_g``, a mixture over ``q > p_g``
+  of the likelihood ratios ``prod_i (q / p_g)^X_i ((1 - q) / (1 - p_g))^(1 - X_i)`` has, under
   any ``pA <= p_g``, factors of mean ``pA q / p_g + (1 - pA)(1 - q)/(1 - p_g) <= 1`` (linear in
   ``pA``, equal to 1 at ``p_g``, increasing since ``q > p_g``): a non-negative supermartingale
-  starting at 1. By Ville's inequality it ever reaches ``1 / level`` with probability at most
+  starting at 1, whatever the mixing distribution on ``(p_g, 1]``. The rule mixes half with the
+  Beta prior :data:`MIXTURE_PRIOR` restricted to ``(p_g, 1]`` (:func:`level_log_martingale`:
+  mass near 1, where well-trained classifiers sit) and half uniformly on ``(p_g, p_(g+1)]``
+  (:func:`band_log_martingale`: mass where an input certified at ``g`` and not at ``g + 1``
+  sits). By Ville's inequality the mixture ever reaches ``1 / level`` with probability at most
   ``level``. ``H_g`` is rejected once it does (rejections are kept). Only the lower side is
-  tested, which is all a certificate needs (100 of 100 samples: ``pA > 0.9211`` at level 0.0005,
-  where the two-sided sequence of :mod:`smoothcert.statistics.sequential` gives 0.9153).
+  tested, which is all a certificate needs.
 - *Step-up claim.* The level claimed is the largest ``g`` such that every level ``1..g`` has been
   rejected. A wrong claim means ``pA <= p_g`` for the claimed ``g``; let ``g0 <= g`` be the first
   level with ``pA <= p_g0``: its true null ``H_g0`` was rejected, which has probability at most the
@@ -31,9 +33,9 @@ data, :data:`~smoothcert.statistics.sequential.MIXTURE_PRIOR`).
 
 Stopping (efficiency only: it never touches validity). The rule stops when the top level is
 certified, or when the next level is out of reach: even every remaining sample for the top class
-could not certify it at ``n``, or the two-sided mixture sequence at ``rule_out`` excludes the
-share of ``n`` the last look would need for it (the input would most likely miss it at ``n``
-too).
+could not certify it, or reaching it is futile: the predictive probability that the count at
+``n`` reaches what the last look needs is below ``rule_out`` (:func:`futile`; the input would most
+likely miss it at ``n`` too, and stopping costs at most that chance of the level).
 
 The certificate reports, for a level certified by the sequence, that level's grid radius (the
 tests say ``pA > p_g``, nothing finer), so its ACR is floored to the grid; at ``n`` the
@@ -52,19 +54,46 @@ from scipy import special
 
 from smoothcert.statistics import bounds
 from smoothcert.statistics.certificates import ABSTAIN, Certificate
-from smoothcert.statistics.sequential import MIXTURE_PRIOR, AlphaSplit, final_count_needed, mixture_log_martingale
+from smoothcert.statistics.sequential import MIXTURE_PRIOR, AlphaSplit, final_count_needed
 from smoothcert.validators import POSITIVE, POSITIVE_INT, PROBABILITY
 
 
 def level_log_martingale(k: ArrayLike, t: ArrayLike, p: ArrayLike, prior: tuple[float, float] = MIXTURE_PRIOR) -> NDArray[np.float64]:
-    """``log M_t`` of the one-sided test of ``pA <= p`` after ``k`` of ``t`` samples (module
-    docstring): ``B(a + k, b + t - k) S_p(a + k, b + t - k) / (B(a, b) S_p(a, b) p^k (1 - p)^(t - k))``,
+    """``log M_t`` of the one-sided test of ``pA <= p`` after ``k`` of ``t`` samples, mixing over
+    ``q`` with the Beta ``prior`` restricted to ``(p, 1]`` (module docstring):
+    ``B(a + k, b + t - k) S_p(a + k, b + t - k) / (B(a, b) S_p(a, b) p^k (1 - p)^(t - k))``,
     ``S_p`` the upper regularized incomplete beta function. Broadcasts like a ufunc."""
     a, b = prior
     k, t, p = (np.asarray(v, dtype=np.float64) for v in (k, t, p))
     with np.errstate(divide="ignore"):
         upper = np.log(special.betaincc(a + k, b + t - k, p)) - np.log(special.betaincc(a, b, p))
-    return special.betaln(a + k, b + t - k) - special.betaln(a, b) + upper - special.xlogy(k, p) - special.xlog1py(t - k, -p)
+    return special.betaln(a + k, b + t - k) - special.betaln(a, b) + upper - _log_null(k, t, p)
+
+
+def band_log_martingale(k: ArrayLike, t: ArrayLike, p: ArrayLike, top: ArrayLike) -> NDArray[np.float64]:
+    """``log M_t`` of the one-sided test of ``pA <= p`` mixing over ``q`` uniform on ``(p, top]``
+    (``top`` the next level's threshold): ``B(k + 1, t - k + 1) [I_top - I_p](k + 1, t - k + 1) /
+    ((top - p) p^k (1 - p)^(t - k))``, ``I`` the regularized incomplete beta function. The mass
+    of the band is taken from the side where it does not cancel. Broadcasts like a ufunc."""
+    k, t, p, top = (np.asarray(v, dtype=np.float64) for v in (k, t, p, top))
+    a, b = k + 1, t - k + 1
+    above = k > top * t  # both upper tails near 1: take the difference of the lower ones
+    mass = np.where(above, special.betainc(a, b, top) - special.betainc(a, b, p), special.betaincc(a, b, p) - special.betaincc(a, b, top))
+    with np.errstate(divide="ignore"):
+        return special.betaln(a, b) + np.log(np.maximum(mass, 0.0)) - np.log(top - p) - _log_null(k, t, p)
+
+
+def _log_null(k: NDArray[np.float64], t: NDArray[np.float64], p: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``log(p^k (1 - p)^(t - k))``, the likelihood under the null ``pA = p``."""
+    return special.xlogy(k, p) + special.xlog1py(t - k, -p)
+
+
+def grid_log_martingale(k: ArrayLike, t: ArrayLike, p: ArrayLike, top: ArrayLike) -> NDArray[np.float64]:
+    """The test of each grid level: the average of :func:`level_log_martingale` (mass near
+    ``q = 1``, where well-trained classifiers sit) and :func:`band_log_martingale` up to the next
+    level (mass just above the threshold, where an input certified at this level and not the next
+    sits). An average of test supermartingales under ``pA <= p`` is one."""
+    return np.logaddexp(level_log_martingale(k, t, p), band_log_martingale(k, t, p, top)) - np.log(2.0)
 
 
 def check_radii(radii: Sequence[float]) -> tuple[float, ...]:
@@ -73,6 +102,38 @@ def check_radii(radii: Sequence[float]) -> tuple[float, ...]:
     if not values or any(not np.isfinite(r) or r < 0 for r in values) or any(b <= a for a, b in zip(values, values[1:])):
         raise ValueError(f"radii must be a non-empty increasing list of finite non-negative radii, got {list(radii)!r}")
     return values
+
+
+AUTO_STEP = 0.25
+"""The step of ``radii="auto"``: the grid papers report (0.25, 0.5, ...)."""
+
+
+def largest_certifiable_radius(n: int, level: float, sigma: float) -> float:
+    """The radius of ``n`` of ``n`` samples for the top class at ``level``: ``sigma Phi^-1(level^(1/n))``."""
+    return sigma * float(special.ndtri(float(bounds.cp_lower(n, n, level))))
+
+
+def parse_radii(spelling: str) -> tuple[float, ...] | str:
+    """``"auto"``, or a comma-separated grid (``"0.25,0.5,0.75"``) as a checked tuple; anything
+    else is refused in one line."""
+    if spelling.strip() == "auto":
+        return "auto"
+    try:
+        values = [float(part) for part in spelling.split(",")]
+    except ValueError:
+        raise ValueError(f"radii must be 'auto' or a comma-separated increasing list of radii such as 0.25,0.5,0.75, "
+                         f"got {spelling!r}") from None
+    return check_radii(values)
+
+
+def grid_radii(spelling: str, n: int, alpha: float, sigma: float, final_share: float = 0.2) -> tuple[float, ...]:
+    """The grid that ``spelling`` names (:func:`parse_radii`); ``"auto"`` is ``0.25, 0.5, ...`` up
+    to the largest radius the last look at ``n`` can certify."""
+    parsed = parse_radii(spelling)
+    if parsed != "auto":
+        return parsed
+    largest = largest_certifiable_radius(n, final_share * alpha, sigma)
+    return tuple(AUTO_STEP * i for i in range(1, int(largest / AUTO_STEP) + 1))
 
 
 @dataclass(frozen=True)
@@ -86,7 +147,7 @@ class GridRule(AlphaSplit):
     sigma: float
     radii: tuple[float, ...]
     final_share: float = 0.2
-    rule_out: float = 0.1
+    rule_out: float = 0.05
 
     def __post_init__(self) -> None:
         POSITIVE_INT.check("n", self.n)
@@ -95,7 +156,7 @@ class GridRule(AlphaSplit):
         PROBABILITY.check("final_share", self.final_share)
         PROBABILITY.check("rule_out", self.rule_out)
         object.__setattr__(self, "radii", tuple(sorted({0.0, *check_radii(self.radii)})))
-        largest = self.sigma * float(special.ndtri(float(bounds.cp_lower(self.n, self.n, self.final_level))))
+        largest = largest_certifiable_radius(self.n, self.final_level, self.sigma)
         beyond = [r for r in self.radii if r > largest]
         if beyond:
             warnings.warn(f"radii {beyond} lie beyond {largest:.4g}, the largest radius n = {self.n} samples can certify at "
@@ -105,6 +166,11 @@ class GridRule(AlphaSplit):
     def thresholds(self) -> NDArray[np.float64]:
         """``p_g = Phi(r_g / sigma)`` of each level."""
         return special.ndtr(np.asarray(self.radii) / self.sigma)
+
+    @property
+    def band_tops(self) -> NDArray[np.float64]:
+        """The upper end of each level's band prior: the next level's threshold (1 for the last)."""
+        return np.append(self.thresholds[1:], 1.0)
 
     @property
     def final_needed(self) -> NDArray[np.int64]:
@@ -119,7 +185,7 @@ class GridRun:
 
     def __init__(self, rule: GridRule, inputs: int, block: int = 100) -> None:
         self.rule, self.block = rule, int(POSITIVE_INT.check("block", block))
-        self.thresholds, self.needed = rule.thresholds, rule.final_needed
+        self.thresholds, self.tops, self.needed = rule.thresholds, rule.band_tops, rule.final_needed
         self.count = np.zeros(inputs, dtype=np.int64)
         self.used = np.zeros(inputs, dtype=np.int64)
         self.rejected = np.zeros((inputs, len(self.thresholds)), dtype=bool)
@@ -142,7 +208,7 @@ class GridRun:
         self.count[rows] += drawn[rows]
         self.used[rows] += sizes
         threshold = -np.log(self.rule.sequence_level)
-        self.rejected[rows] |= level_log_martingale(self.count[rows, None], self.used[rows, None], self.thresholds) >= threshold
+        self.rejected[rows] |= grid_log_martingale(self.count[rows, None], self.used[rows, None], self.thresholds, self.tops) >= threshold
         level = _certified_levels(self.rejected[rows])
         done = (self.used[rows] == self.rule.n) | (level == len(self.thresholds))
         open_rows = rows[~done]
@@ -152,13 +218,12 @@ class GridRun:
     def _out_of_reach(self, rows: NDArray[np.int64], level: NDArray[np.int64]) -> NDArray[np.bool_]:
         """Whether each input's next level is out of reach: neither the last look nor the
         sequential test could certify it even if every remaining sample went to the top class, or
-        the two-sided sequence at ``rule_out`` excludes the share of ``n`` the last look needs."""
+        it is futile: the predictive probability that the count at ``n`` reaches what the last
+        look needs is below ``rule_out`` (:func:`futile`)."""
         n, count, used = self.rule.n, self.count[rows], self.used[rows]
-        best, needed, threshold = count + n - used, self.needed[level], self.thresholds[level]
-        by_sequence = level_log_martingale(best, n, threshold) >= -np.log(self.rule.sequence_level)
-        share = needed / n
-        unlikely = (needed <= n) & (count < share * used) & (mixture_log_martingale(count, used, share) >= -np.log(self.rule.rule_out))
-        return ((best < needed) & ~by_sequence) | unlikely
+        best, needed = count + n - used, self.needed[level]
+        by_sequence = grid_log_martingale(best, n, self.thresholds[level], self.tops[level]) >= -np.log(self.rule.sequence_level)
+        return ((best < needed) & ~by_sequence) | futile(count, used, n, needed, self.rule.rule_out)
 
     def certificate(self, row: int, top: int) -> Certificate:
         """Input ``row``'s certificate: its level's grid radius, or at ``n`` the Clopper-Pearson
@@ -174,13 +239,26 @@ class GridRun:
         return Certificate(top, max(radius, 0.0), pa, 1.0 - pa, rule.alpha, rule.alpha)
 
 
+def futile(count: ArrayLike, used: ArrayLike, n: int, needed: ArrayLike, rule_out: float) -> NDArray[np.bool_]:
+    """Whether ``count`` of ``used`` samples make reaching ``needed`` of ``n`` unlikely: the
+    normal approximation of the predictive distribution of the final count (mean ``count + r
+    p_hat``, variance ``r p_hat (1 - p_hat)(1 + r / used)`` for the ``r = n - used`` samples left,
+    ``p_hat = (count + 1/2) / (used + 1)``: the binomial spread of the samples to come and the
+    estimate's own) gives it a probability below ``rule_out``. A stopping rule only: it decides
+    where sampling ends, never what is certified."""
+    count, used, needed = (np.asarray(v, dtype=np.float64) for v in (count, used, needed))
+    rest, estimate = n - used, (count + 0.5) / (used + 1.0)
+    spread = np.sqrt(rest * estimate * (1 - estimate) * (1 + rest / used))
+    return (needed <= n) & (needed - count - rest * estimate > special.ndtri(1 - rule_out) * spread)
+
+
 def _certified_levels(rejected: NDArray[np.bool_]) -> NDArray[np.int64]:
     """Per row of ``rejected`` (inputs by levels), how many levels from the first are all rejected."""
     return np.argmin(np.column_stack([rejected, np.zeros(len(rejected), dtype=bool)]), axis=1)
 
 
 def certify_sequentially(top: int, draw: Callable[[int], int], n: int, alpha: float, sigma: float, radii: Sequence[float],
-                         block: int = 100, *, final_share: float = 0.2, rule_out: float = 0.1) -> tuple[Certificate, int]:
+                         block: int = 100, *, final_share: float = 0.2, rule_out: float = 0.05) -> tuple[Certificate, int]:
     """Certify one input on the grid ``radii``: ``draw(m)`` returns how many of ``m`` new noisy
     samples the base classifier gave class ``top`` (chosen beforehand on separate selection
     samples). Samples in blocks of ``block`` until the input's largest certified grid radius is
@@ -197,4 +275,5 @@ def certify_sequentially(top: int, draw: Callable[[int], int], n: int, alpha: fl
     return run.certificate(0, top), int(run.used[0])
 
 
-__all__ = ["certify_sequentially", "GridRule", "GridRun", "level_log_martingale", "check_radii"]
+__all__ = ["certify_sequentially", "GridRule", "GridRun", "level_log_martingale", "band_log_martingale", "grid_log_martingale", "futile", "check_radii", "parse_radii", "grid_radii",
+           "largest_certifiable_radius"]
