@@ -77,7 +77,7 @@ def certify(args: argparse.Namespace) -> int:
     with process_group(args.device) as env:
         smoothed, dataset, metadata = _smoothed(args, env.device, _fast_options(args, env.device))
         paths = certify_dataset(smoothed, dataset, args.outfile, settings, progress=not args.quiet and env.main, rank=env.rank,
-                                world=env.world, metadata=metadata, resume=args.resume)
+                                world=env.world, metadata=metadata, resume=args.resume, shard=args.shard)
     if env.main:
         for path in paths.values():
             print(f"wrote {path}")
@@ -90,7 +90,7 @@ def predict(args: argparse.Namespace) -> int:
 
     smoothed, dataset, metadata = _smoothed(args, resolve_device(args.device))
     path = predict_dataset(smoothed, dataset, args.outfile, args.n, args.alpha, args.batch_size, args.skip, args.max_count, args.seed,
-                           progress=not args.quiet, metadata=metadata, resume=args.resume)
+                           progress=not args.quiet, metadata=metadata, resume=args.resume, shard=args.shard)
     print(f"wrote {path}")
     return 0
 
@@ -101,8 +101,15 @@ def votes(args: argparse.Namespace) -> int:
 
     smoothed, dataset, metadata = _smoothed(args, resolve_device(args.device))
     path = vote_dataset(smoothed, dataset, args.outfile, args.n, args.batch_size, args.seed, progress=not args.quiet,
-                        metadata=metadata, resume=args.resume)
+                        metadata=metadata, resume=args.resume, shard=args.shard)
     print(f"wrote {path}")
+    return 0
+
+
+def merge(args: argparse.Namespace) -> int:
+    from smoothcert.runs.shards import merge_shards
+
+    print(f"wrote {merge_shards(args.outfile, args.shards)}")
     return 0
 
 
@@ -183,6 +190,6 @@ def paper(args: argparse.Namespace) -> int:
     return 0
 
 
-RUN = {"demo": demo, "train": train, "certify": certify, "predict": predict, "votes": votes, "analyze": analyze,
+RUN = {"demo": demo, "train": train, "certify": certify, "predict": predict, "votes": votes, "merge": merge, "analyze": analyze,
        "replay": replay, "reproduce": reproduce, "compare": compare, "paper": paper}
 """The function of each command."""

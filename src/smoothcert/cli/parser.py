@@ -53,6 +53,8 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="test", choices=["train", "test"])
     parser.add_argument("--data-dir", help="dataset folder, if the checkpoint's dataset is read from one")
     parser.add_argument("--device", help="default: cuda if available")
+    parser.add_argument("--shard", help="K/N: this job takes the K-th of every N selected examples, as one of N independent jobs "
+                        "(a Slurm job array; no process group); smoothcert merge joins their files")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -106,6 +108,11 @@ def _add_replay(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the simulated draws")
 
 
+def _add_merge(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("shards", nargs="+", help="the results files of the jobs --shard 1/N ... N/N")
+    parser.add_argument("--outfile", required=True, help="the merged TSV (OUTFILE.json beside it: the shards' common settings)")
+
+
 def _add_study(parser: argparse.ArgumentParser, quick: str, out_dir: str) -> None:
     """The options of a study command: dataset and folder, ``--quick``, where its runs go."""
     parser.add_argument("--dataset", choices=["mnist", "cifar10"], default="mnist",
@@ -142,6 +149,7 @@ COMMANDS = {
     "certify": ("certify a dataset split with CERTIFY and/or T-CERTIFY", _add_certify),
     "predict": ("Cohen et al.'s PREDICT over a dataset split", _add_predict),
     "votes": ("the smoothed prediction (votes over n noisy copies) of every example of a split, for CAT-RS", _add_votes),
+    "merge": ("join the files of independent jobs (--shard K/N) into the file one process writes", _add_merge),
     "analyze": ("certified accuracy tables and curves from certification TSVs", _add_analyze),
     "replay": ("how many samples grid certification would need on a fixed-n log's own probabilities, and its curve", _add_replay),
     "reproduce": ("the study: Table 1 and Figures 1-2 analogs on the embedded MNIST digits or CIFAR-10", _add_reproduce),

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from smoothcert.files.atomic import write_text_atomic
 from smoothcert.models.checkpoint import file_digest
 from smoothcert.runs.resume import leftover_shards, shard_path, writing
+from smoothcert.runs.shards import shard_of, shard_record
 from smoothcert.runtime.allocator import heap_kept, keep_heap_memory
 from smoothcert.runtime.seeding import CERTIFY_NOISE, generator_for
 from smoothcert.smoothing.certification import ALGORITHMS, CertifySettings, certify_batch
@@ -89,7 +90,7 @@ def _merge_shards(path: Path, shards: Sequence[Path], columns: Sequence[str]) ->
 
 def certify_dataset(
     smoothed: SmoothedClassifier, dataset: Dataset, outfile: str | Path, settings: CertifySettings, progress: bool = True,
-    rank: int = 0, world: int = 1, metadata: dict | None = None, resume: bool = False,
+    rank: int = 0, world: int = 1, metadata: dict | None = None, resume: bool = False, shard: str | None = None,
 ) -> dict[str, Path]:
     """Certify the selected examples of ``dataset`` and append a row per example to the TSV(s)
     of :func:`output_paths`; returns the paths. Each row is flushed as it is written.
@@ -104,7 +105,9 @@ def certify_dataset(
     counts are the same as one at a time, and each row's ``time`` is its group's time divided
     by the group's size). With ``world > 1`` (under ``torchrun``), process ``rank`` certifies
     the selected examples ``rank, rank + world, ...`` into a shard file beside each output, and
-    process 0 merges the shards, sorted by ``idx``, once every process is done.
+    process 0 merges the shards, sorted by ``idx``, once every process is done. With ``shard``
+    ``"K/N"`` (an independent job, no process group), only the ``K``-th of every ``N`` selected
+    examples is certified (:mod:`smoothcert.runs.shards`; ``smoothcert merge`` joins the files).
 
     Beside each TSV, ``<TSV>.json`` records the settings, sigma, ``metadata`` (the checkpoint's
     digest, dataset, split, device type, the fast options the classifier ran with, ...) and the
@@ -119,6 +122,7 @@ def certify_dataset(
               **(metadata or {})}
     refuse_oversized_pass(pass_size(settings.batch_size, _group_size(settings), (settings.n0, settings.n)), dataset[0][0].to(device))
     selected = selected_indices(len(dataset), settings.skip, settings.max_count)
+    record, selected = shard_record(record, selected, shard), shard_of(selected, shard)
     with ExitStack() as writer:
         _prepare_on_first(writer, paths.values(), record, resume, rank, world, selected)
         indices = _pending(paths, selected, rank, world)
@@ -208,14 +212,15 @@ def _broadcast(value: object) -> object:
 def predict_dataset(
     smoothed: SmoothedClassifier, dataset: Dataset, outfile: str | Path, n: int, alpha: float, batch_size: int = 1000,
     skip: int = 1, max_count: int | None = None, seed: int = 0, progress: bool = True, metadata: dict | None = None,
-    resume: bool = False,
+    resume: bool = False, shard: str | None = None,
 ) -> Path:
     """Cohen et al.'s PREDICT on the selected examples, one TSV row each, with the settings
-    recorded and checked on ``resume`` as in :func:`certify_dataset`."""
+    recorded and checked on ``resume``, and ``shard`` taken, as in :func:`certify_dataset`."""
     CertifySettings(n0=1, n=n, alpha=alpha, batch_size=batch_size, skip=skip, max_count=max_count, seed=seed).validate()  # the same checks
     record = dict(n=n, alpha=alpha, batch_size=batch_size, skip=skip, max_count=max_count, seed=seed, sigma=smoothed.sigma,
                   **(metadata or {}))
     indices = selected_indices(len(dataset), skip, max_count)
+    record, indices = shard_record(record, indices, shard), shard_of(indices, shard)
     device = smoothed.device or torch.device("cpu")
     with writing([Path(outfile)], record, resume, indices), ResultsFile(outfile, PREDICT_COLUMNS) as results:
         for idx in tqdm([i for i in indices if i not in results.done], desc="predict", disable=None if progress else True):

@@ -23,7 +23,7 @@ from smoothcert.files.atomic import refuse_special, write_text_atomic
 from smoothcert.files.lock import exclusive
 from smoothcert.files.tsv import CERTIFY_COLUMNS, PREDICT_COLUMNS, VOTES_COLUMNS, parse_row
 
-INFORMATIONAL = frozenset({"batch_size", "max_count", "checkpoint", "device", "world", "versions", "keep_heap"})
+INFORMATIONAL = frozenset({"batch_size", "max_count", "selection_size", "checkpoint", "device", "world", "versions", "keep_heap"})
 
 
 def versions() -> dict[str, str]:

@@ -15,23 +15,26 @@ from tqdm import tqdm
 from smoothcert.files.tsv import VOTES_COLUMNS, ResultsFile
 from smoothcert.runs.evaluate import naming_examples, selected_indices
 from smoothcert.runs.resume import writing
+from smoothcert.runs.shards import shard_of, shard_record
 from smoothcert.runtime.seeding import CERTIFY_NOISE, generator_for
 from smoothcert.smoothing.classifier import SmoothedClassifier
 from smoothcert.validators import NON_NEGATIVE_INT, POSITIVE_INT
 
 
 def vote_dataset(smoothed: SmoothedClassifier, dataset: Dataset, outfile: str | Path, n: int, batch_size: int = 1000, seed: int = 0,
-                 progress: bool = True, metadata: dict | None = None, resume: bool = False) -> Path:
+                 progress: bool = True, metadata: dict | None = None, resume: bool = False, shard: str | None = None) -> Path:
     """Write the votes of every example of ``dataset`` over ``n`` noisy copies to ``outfile``
     (the noise of example ``idx`` from (seed, idx), as certification draws it); with ``resume``,
-    examples already there are skipped."""
+    examples already there are skipped; with ``shard`` ``"K/N"``, only the ``K``-th of every ``N``
+    examples is voted on (:mod:`smoothcert.runs.shards`)."""
     POSITIVE_INT.check("n", n)
     POSITIVE_INT.check("batch_size", batch_size)
     NON_NEGATIVE_INT.check("seed", seed)
-    record = dict(n=n, batch_size=batch_size, seed=seed, sigma=smoothed.sigma, **(metadata or {}))
-    device = smoothed.device or torch.device("cpu")
-    with writing([Path(outfile)], record, resume, range(len(dataset))), ResultsFile(outfile, VOTES_COLUMNS) as results:
-        for idx in tqdm([i for i in selected_indices(len(dataset), 1, None) if i not in results.done], desc="votes",
+    everything = selected_indices(len(dataset), 1, None)
+    record = shard_record(dict(n=n, batch_size=batch_size, seed=seed, sigma=smoothed.sigma, **(metadata or {})), everything, shard)
+    device, indices = smoothed.device or torch.device("cpu"), shard_of(everything, shard)
+    with writing([Path(outfile)], record, resume, indices), ResultsFile(outfile, VOTES_COLUMNS) as results:
+        for idx in tqdm([i for i in indices if i not in results.done], desc="votes",
                         disable=None if progress else True):
             x, label = dataset[idx]
             with naming_examples([idx]):
