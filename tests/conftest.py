@@ -1,11 +1,27 @@
+import os
 import pickle
 import sys
 from pathlib import Path
 
+if os.environ.get("SMOOTHCERT_TEST_CUDA") != "1":  # before torch is imported: the suite runs on the CPU, where its
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""           # exact-equality assertions hold (subprocesses inherit it)
+
 import numpy as np
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` run only with ``SMOOTHCERT_TEST_CUDA=1`` on a machine with a GPU
+    (``benchmarks/gpu_check.sh``)."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device and SMOOTHCERT_TEST_CUDA=1 (benchmarks/gpu_check.sh)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
 
 
 def write_cifar_batch(path: Path, images: np.ndarray, labels: list[int]) -> None:

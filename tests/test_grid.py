@@ -85,21 +85,23 @@ def test_clear_inputs_stop_early_and_certify_their_level():
 
 
 def test_an_input_near_one_half_stops_once_reaching_the_last_looks_need_is_futile():
-    """51 of every 100 samples: pA > 1/2 cannot be decided early, and the last look at n would
-    need 557 of 1,000; the predictive probability of that falls below rule_out well before n, so
-    the input stops and abstains, as Clopper-Pearson at n would (510 of 1,000 is below 1/2)."""
-    assert GridRule(1000, 0.001, SIGMA, (0.25,)).final_needed[0] == 557
+    """51 of every 100 samples: pA > 1/2 cannot be decided early, and the last look (at 1.25 n)
+    would need 689 of 1,250; the predictive probability of that falls below rule_out well before
+    n, so the input stops and abstains, as Clopper-Pearson at n would (510 of 1,000 is below 1/2)."""
+    rule = GridRule(1000, 0.001, SIGMA, (0.25,))
+    assert rule.last_look == 1250 and rule.final_needed[0] == 689
     cert, used = certify_sequentially(1, lambda m: m // 2 + 1, 1000, 0.001, SIGMA, [0.25])
     assert used < 1000 and cert.label == -1 and cert.radius == 0.0
     assert float(bounds.cp_lower(510, 1000, 0.0002)) < 0.5
 
 
 def test_an_input_near_the_last_looks_need_samples_to_n_and_gets_clopper_pearsons_radius():
-    """56 of every 100 samples: within reach of the 557 the last look needs, so the input samples
-    to n, where the Clopper-Pearson bound at its share of alpha certifies a radius off the grid."""
+    """56 of every 100 samples: within reach of the 689 of 1,250 the last look needs, so the input
+    samples on past n to the last look, where the Clopper-Pearson bound at its share of alpha
+    certifies a radius off the grid."""
     cert, used = certify_sequentially(1, lambda m: 56 * m // 100, 1000, 0.001, SIGMA, [0.25])
-    expected = float(bounds.cp_lower(560, 1000, 0.0002))
-    assert used == 1000 and cert.label == 1 and cert.pa_lower == pytest.approx(expected) and 0 < cert.radius < 0.25
+    expected = float(bounds.cp_lower(700, 1250, 0.0002))
+    assert used == 1250 and cert.label == 1 and cert.pa_lower == pytest.approx(expected) and 0 < cert.radius < 0.25
 
 
 def test_futility_needs_the_final_count_to_be_unlikely():
@@ -131,7 +133,7 @@ def test_a_draw_outside_its_block_is_refused(value):
 
 
 def test_radii_beyond_reach_are_warned_about():
-    with pytest.warns(RuntimeWarning, match="the largest radius n = 1000 samples can certify"):
+    with pytest.warns(RuntimeWarning, match="the largest radius 1250 samples can certify"):
         GridRule(1000, 0.001, SIGMA, (0.25, 5.0))
 
 
@@ -145,3 +147,8 @@ def test_the_package_root_gives_it_without_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert float(out.stdout) == 0.5
+
+
+def test_a_budget_below_n_is_refused():
+    with pytest.raises(ValueError, match="budget must be a finite number of at least 1, got 0.5"):
+        GridRule(1000, 0.001, SIGMA, (0.25,), budget=0.5)

@@ -47,7 +47,7 @@ def _fast_options(args: argparse.Namespace, device):
 
     if args.fast:
         return FastOptions.all_for(device)
-    return FastOptions(fold_bn=args.fold_bn, channels_last=args.channels_last, compile=args.compile, bf16=args.bf16)
+    return FastOptions(fold_bn=args.fold_bn, channels_last=args.channels_last, compile=args.compile, bf16=args.bf16, tf32=args.tf32)
 
 
 def _smoothed(args: argparse.Namespace, device, fast=None):
@@ -86,8 +86,9 @@ def certify(args: argparse.Namespace) -> int:
 
 def predict(args: argparse.Namespace) -> int:
     from smoothcert.runs.evaluate import predict_dataset
-    from smoothcert.runtime.distributed import resolve_device
+    from smoothcert.runtime.distributed import refuse_under_torchrun, resolve_device
 
+    refuse_under_torchrun("predict")
     smoothed, dataset, metadata = _smoothed(args, resolve_device(args.device))
     path = predict_dataset(smoothed, dataset, args.outfile, args.n, args.alpha, args.batch_size, args.skip, args.max_count, args.seed,
                            progress=not args.quiet, metadata=metadata, resume=args.resume, shard=args.shard)
@@ -97,8 +98,9 @@ def predict(args: argparse.Namespace) -> int:
 
 def votes(args: argparse.Namespace) -> int:
     from smoothcert.runs.votes import vote_dataset
-    from smoothcert.runtime.distributed import resolve_device
+    from smoothcert.runtime.distributed import refuse_under_torchrun, resolve_device
 
+    refuse_under_torchrun("votes")
     smoothed, dataset, metadata = _smoothed(args, resolve_device(args.device))
     path = vote_dataset(smoothed, dataset, args.outfile, args.n, args.batch_size, args.seed, progress=not args.quiet,
                         metadata=metadata, resume=args.resume, shard=args.shard)

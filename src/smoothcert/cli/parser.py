@@ -68,7 +68,9 @@ def _add_certify(parser: argparse.ArgumentParser) -> None:
     speed.add_argument("--fold-bn", action="store_true", help="fold BatchNorm into the preceding convolutions")
     speed.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     speed.add_argument("--compile", action="store_true", help="torch.compile the classifier")
-    speed.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CUDA, or a CPU with AVX512-BF16/AMX; emulated elsewhere)")
+    speed.add_argument("--bf16", action="store_true", help="bfloat16 autocast (a GPU with bfloat16 units, or a CPU with AVX512-BF16/AMX, "
+                       "where it is emulated)")
+    speed.add_argument("--tf32", action="store_true", help="TF32 convolutions and matrix products on CUDA (off unless asked for)")
 
 
 def _add_predict(parser: argparse.ArgumentParser) -> None:

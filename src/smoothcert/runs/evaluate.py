@@ -24,7 +24,7 @@ from smoothcert.models.checkpoint import file_digest
 from smoothcert.runs.resume import leftover_shards, shard_path, writing
 from smoothcert.runs.shards import shard_of, shard_record
 from smoothcert.runtime.allocator import heap_kept, keep_heap_memory
-from smoothcert.runtime.seeding import CERTIFY_NOISE, generator_for
+from smoothcert.runtime.seeding import CERTIFY_NOISE, generator_for, noise_fingerprint
 from smoothcert.smoothing.certification import ALGORITHMS, CertifySettings, certify_batch
 from smoothcert.smoothing.classifier import SmoothedClassifier
 from smoothcert.smoothing.counting import NonFiniteLogits, pass_size, refuse_oversized_pass
@@ -34,9 +34,12 @@ from smoothcert.files.tsv import CERTIFY_COLUMNS, PREDICT_COLUMNS, ResultsFile, 
 def source_record(checkpoint: str | Path, dataset: str, split: str, device: torch.device | str) -> dict:
     """What a results file records about where its rows come from: the checkpoint (its path,
     and its SHA-256, which a resumed run must match), the dataset split and the device (whose
-    type sets the noise stream)."""
-    return {"checkpoint": str(checkpoint), "checkpoint_sha256": file_digest(checkpoint), "dataset": dataset, "split": split,
-            "device": str(device), "device_type": torch.device(device).type}
+    type, and on CUDA the GPU's :func:`~smoothcert.runtime.seeding.noise_fingerprint`, set the
+    noise stream: a resumed run must match both)."""
+    record = {"checkpoint": str(checkpoint), "checkpoint_sha256": file_digest(checkpoint), "dataset": dataset, "split": split,
+              "device": str(device), "device_type": torch.device(device).type}
+    fingerprint = noise_fingerprint(device)
+    return record if fingerprint is None else {**record, "noise": fingerprint}
 
 
 def selected_indices(size: int, skip: int, max_count: int | None) -> list[int]:

@@ -23,3 +23,15 @@ def derive_seed(*keys: int) -> int:
 def generator_for(device: torch.device | str, *keys: int) -> torch.Generator:
     """A torch generator on ``device`` seeded by :func:`derive_seed` of ``keys``."""
     return torch.Generator(device=device).manual_seed(derive_seed(*keys))
+
+
+def noise_fingerprint(device: torch.device | str) -> str | None:
+    """What, beyond the seed, sets the noise a CUDA generator draws: the GPU model and its thread
+    grid (the Philox generator maps numbers to elements through a grid capped at SMs x threads per
+    SM, so above that size the same seed gives other noise on another model or MIG slice). None
+    on the CPU, whose noise depends on the seed alone."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    properties = torch.cuda.get_device_properties(device)
+    return f"{properties.name}, {properties.multi_processor_count} SMs x {properties.max_threads_per_multi_processor} threads"

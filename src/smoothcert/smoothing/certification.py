@@ -162,8 +162,9 @@ def certify_on_grid(smoothed: Counter, inputs: torch.Tensor, generator: torch.Ge
     ``n0`` selection samples, estimation samples are drawn in blocks of :data:`NOISE_BLOCK` until
     the input's largest certified grid radius is decided, by the rule of
     :mod:`smoothcert.statistics.grid` (valid at level ``alpha`` whatever the stopping time).
-    Returns the certificate and the estimation samples used (at most ``n``, a prefix of those
-    CERTIFY draws with the same generator)."""
+    Returns the certificate and the estimation samples used (inputs still open at ``n`` may go on
+    to the rule's last look at 1.25 n; the samples are a prefix of the stream CERTIFY draws from
+    with the same generator)."""
     n, sigma = settings.n, smoothed.sigma
     run = GridRun(GridRule(n, settings.alpha, sigma, grid_radii(settings.radii, n, settings.alpha, sigma)), 1, NOISE_BLOCK)
     top = _select(smoothed, inputs, generator, settings)
@@ -172,7 +173,7 @@ def certify_on_grid(smoothed: Counter, inputs: torch.Tensor, generator: torch.Ge
         run.record(np.array([count - run.count[0]], dtype=np.int64))
         return None if run.active[0] else run.certificate(0, top)
 
-    return _sample_until(smoothed, inputs, generator, settings, top, _every_block(n), decide)
+    return _sample_until(smoothed, inputs, generator, settings, top, _every_block(run.rule.last_look), decide)
 
 
 def _select(smoothed: Counter, inputs: torch.Tensor, generator: torch.Generator | None, settings: CertifySettings) -> int:
@@ -180,23 +181,22 @@ def _select(smoothed: Counter, inputs: torch.Tensor, generator: torch.Generator 
     return int(np.argmax(smoothed.count_phases(inputs, (settings.n0,), settings.batch_size, [generator])[0, 0]))
 
 
-def _every_block(n: int) -> range:
-    """A look after every block of :data:`NOISE_BLOCK` samples (the last, at ``n``, is clipped)."""
-    return range(NOISE_BLOCK, n + NOISE_BLOCK, NOISE_BLOCK)
+def _every_block(n: int) -> list[int]:
+    """A look after every block of :data:`NOISE_BLOCK` samples, and at ``n``."""
+    return [*range(NOISE_BLOCK, n, NOISE_BLOCK), n]
 
 
 def _sample_until(smoothed: Counter, inputs: torch.Tensor, generator: torch.Generator | None, settings: CertifySettings, top: int,
                   looks: Sequence[int], decide: Callable[[int, int, int], Certificate | None],
                   most_per_call: int | None = None) -> tuple[Certificate, int]:
-    """Draw estimation samples of one input up to each look of ``looks`` (clipped to ``n``) and ask
+    """Draw estimation samples of one input up to each look of ``looks`` and ask
     ``decide(look, top_count, used)`` after each; return its first certificate and the samples
     used. Looks are evaluated a few at a time (1, 2, 4, ... per forward pass, up to
     ``batch_size`` samples, or ``most_per_call`` looks)."""
-    n = settings.n
     most_per_call = most_per_call or max(1, settings.batch_size // NOISE_BLOCK)
     top_count, used, look, per_call = 0, 0, 0, 1
     while True:
-        chunk = [min(checkpoint, n) for checkpoint in looks[look:look + per_call]]
+        chunk = list(looks[look:look + per_call])
         phases = np.diff((used, *chunk))
         counts = smoothed.count_phases(inputs, tuple(int(p) for p in phases), settings.batch_size, [generator])[0, :, top]
         for count, checkpoint in zip(counts, chunk):

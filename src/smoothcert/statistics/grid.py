@@ -27,14 +27,18 @@ docs/performance.md); the priors were chosen on other data.
   rejected. A wrong claim means ``pA <= p_g`` for the claimed ``g``; let ``g0 <= g`` be the first
   level with ``pA <= p_g0``: its true null ``H_g0`` was rejected, which has probability at most the
   sequential share of ``alpha``. No union bound over the levels is paid.
-- *The last look.* If sampling reaches ``n``, the Clopper-Pearson bound at ``final_share * alpha``
-  is computed too and the larger radius reported; by the union bound both hold together with
-  probability ``1 - alpha``.
+- *The last look.* If sampling reaches the last look, at ``budget * n`` samples (default 1.25 n:
+  the few inputs whose place is still open near ``n`` may sample on, so that the last look's
+  smaller share of alpha costs no certified accuracy against CERTIFY at ``n``; replayed on
+  3,000 rows of CAT-RS at sigma 0.5, the largest loss fell from 0.0067 to 0.0023 while 2.4% of
+  inputs went past ``n``), the Clopper-Pearson bound at ``final_share * alpha`` is computed too
+  and the larger radius reported; by the union bound both hold together with probability
+  ``1 - alpha``. The look is at a fixed sample count, whatever the data.
 
 Stopping (efficiency only: it never touches validity). The rule stops when the top level is
 certified, or when the next level is out of reach: even every remaining sample for the top class
 could not certify it, or reaching it is futile: the predictive probability that the count at
-``n`` reaches what the last look needs is below ``rule_out`` (:func:`futile`; the input would most
+the last look reaches what it needs is below ``rule_out`` (:func:`futile`; the input would most
 likely miss it at ``n`` too, and stopping costs at most that chance of the level).
 
 The certificate reports, for a level certified by the sequence, that level's grid radius (the
@@ -44,6 +48,7 @@ Clopper-Pearson radius is exact as in CERTIFY.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -55,7 +60,9 @@ from scipy import special
 from smoothcert.statistics import bounds
 from smoothcert.statistics.certificates import ABSTAIN, Certificate
 from smoothcert.statistics.sequential import MIXTURE_PRIOR, AlphaSplit, final_count_needed
-from smoothcert.validators import POSITIVE, POSITIVE_INT, PROBABILITY
+from smoothcert.validators import POSITIVE, POSITIVE_INT, PROBABILITY, Rule
+
+AT_LEAST_ONE = Rule(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 1 <= v < math.inf, "must be a finite number of at least 1")
 
 
 def level_log_martingale(k: ArrayLike, t: ArrayLike, p: ArrayLike, prior: tuple[float, float] = MIXTURE_PRIOR) -> NDArray[np.float64]:
@@ -148,19 +155,26 @@ class GridRule(AlphaSplit):
     radii: tuple[float, ...]
     final_share: float = 0.2
     rule_out: float = 0.05
+    budget: float = 1.25
 
     def __post_init__(self) -> None:
         POSITIVE_INT.check("n", self.n)
+        AT_LEAST_ONE.check("budget", self.budget)
         PROBABILITY.check("alpha", self.alpha)
         POSITIVE.check("sigma", self.sigma)
         PROBABILITY.check("final_share", self.final_share)
         PROBABILITY.check("rule_out", self.rule_out)
         object.__setattr__(self, "radii", tuple(sorted({0.0, *check_radii(self.radii)})))
-        largest = largest_certifiable_radius(self.n, self.final_level, self.sigma)
+        largest = largest_certifiable_radius(self.last_look, self.final_level, self.sigma)
         beyond = [r for r in self.radii if r > largest]
         if beyond:
-            warnings.warn(f"radii {beyond} lie beyond {largest:.4g}, the largest radius n = {self.n} samples can certify at "
+            warnings.warn(f"radii {beyond} lie beyond {largest:.4g}, the largest radius {self.last_look} samples can certify at "
                           f"sigma {self.sigma:g}; they are never certified", RuntimeWarning, stacklevel=3)
+
+    @property
+    def last_look(self) -> int:
+        """The samples of the last look, at most: ``budget * n`` (rounded up)."""
+        return math.ceil(self.budget * self.n)
 
     @property
     def thresholds(self) -> NDArray[np.float64]:
@@ -175,7 +189,7 @@ class GridRule(AlphaSplit):
     @property
     def final_needed(self) -> NDArray[np.int64]:
         """The count of ``n`` the last look's Clopper-Pearson bound needs for each level (``n + 1``: none)."""
-        return np.array([final_count_needed(self.n, self.final_level, float(p)) for p in self.thresholds])
+        return np.array([final_count_needed(self.last_look, self.final_level, float(p)) for p in self.thresholds])
 
 
 class GridRun:
@@ -193,7 +207,7 @@ class GridRun:
 
     def sizes(self) -> NDArray[np.int64]:
         """The size of the next block of each input still sampling (0 for the others)."""
-        return np.where(self.active, np.minimum(self.block, self.rule.n - self.used), 0)
+        return np.where(self.active, np.minimum(self.block, self.rule.last_look - self.used), 0)
 
     @property
     def levels(self) -> NDArray[np.int64]:
@@ -210,7 +224,7 @@ class GridRun:
         threshold = -np.log(self.rule.sequence_level)
         self.rejected[rows] |= grid_log_martingale(self.count[rows, None], self.used[rows, None], self.thresholds, self.tops) >= threshold
         level = _certified_levels(self.rejected[rows])
-        done = (self.used[rows] == self.rule.n) | (level == len(self.thresholds))
+        done = (self.used[rows] == self.rule.last_look) | (level == len(self.thresholds))
         open_rows = rows[~done]
         done[~done] = self._out_of_reach(open_rows, level[~done])
         self.active[rows[done]] = False
@@ -220,7 +234,7 @@ class GridRun:
         sequential test could certify it even if every remaining sample went to the top class, or
         it is futile: the predictive probability that the count at ``n`` reaches what the last
         look needs is below ``rule_out`` (:func:`futile`)."""
-        n, count, used = self.rule.n, self.count[rows], self.used[rows]
+        n, count, used = self.rule.last_look, self.count[rows], self.used[rows]
         best, needed = count + n - used, self.needed[level]
         by_sequence = grid_log_martingale(best, n, self.thresholds[level], self.tops[level]) >= -np.log(self.rule.sequence_level)
         return ((best < needed) & ~by_sequence) | futile(count, used, n, needed, self.rule.rule_out)
@@ -230,8 +244,8 @@ class GridRun:
         bound if that is larger."""
         rule, level = self.rule, int(self.levels[row])
         pa, radius = (float(self.thresholds[level - 1]), rule.radii[level - 1]) if level else (0.0, 0.0)
-        if self.used[row] == rule.n:
-            final = float(bounds.cp_lower(int(self.count[row]), rule.n, rule.final_level))
+        if self.used[row] == rule.last_look:
+            final = float(bounds.cp_lower(int(self.count[row]), rule.last_look, rule.final_level))
             if final > max(pa, 0.5):
                 pa, radius = final, rule.sigma * float(special.ndtri(final))
         if pa <= 0.5 and not level:
@@ -258,13 +272,15 @@ def _certified_levels(rejected: NDArray[np.bool_]) -> NDArray[np.int64]:
 
 
 def certify_sequentially(top: int, draw: Callable[[int], int], n: int, alpha: float, sigma: float, radii: Sequence[float],
-                         block: int = 100, *, final_share: float = 0.2, rule_out: float = 0.05) -> tuple[Certificate, int]:
+                         block: int = 100, *, final_share: float = 0.2, rule_out: float = 0.05,
+                         budget: float = 1.25) -> tuple[Certificate, int]:
     """Certify one input on the grid ``radii``: ``draw(m)`` returns how many of ``m`` new noisy
     samples the base classifier gave class ``top`` (chosen beforehand on separate selection
     samples). Samples in blocks of ``block`` until the input's largest certified grid radius is
-    decided, at most ``n`` samples (module docstring). Returns the certificate, valid at level
-    ``alpha`` whatever the stopping time, and the samples used."""
-    run = GridRun(GridRule(n, alpha, sigma, tuple(radii), final_share, rule_out), 1, block)
+    decided: ``n`` is the sample size of the fixed-n CERTIFY it stands in for, and inputs still
+    open there may sample on to the last look at ``budget * n`` (module docstring). Returns the
+    certificate, valid at level ``alpha`` whatever the stopping time, and the samples used."""
+    run = GridRun(GridRule(n, alpha, sigma, tuple(radii), final_share, rule_out, budget), 1, block)
     while run.active[0]:
         size = int(run.sizes()[0])
         drawn = draw(size)

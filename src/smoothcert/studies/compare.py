@@ -19,7 +19,9 @@ import numpy as np
 from smoothcert.analysis.tables import Row, render_markdown, table_columns
 from smoothcert.data import load_dataset
 from smoothcert.files.atomic import ensure_writable_folder, write_text_atomic
+from smoothcert.runs.evaluate import source_record
 from smoothcert.runs.votes import vote_dataset
+from smoothcert.runtime.distributed import resolve_device
 from smoothcert.smoothing.certification import CertifySettings
 from smoothcert.smoothing.checkpoint import load_smoothed
 from smoothcert.studies.finished_runs import Cell, aggregate, run_seed
@@ -109,8 +111,9 @@ def _votes(plan: ComparePlan, root: Path, data_dir: str | None, progress: bool) 
         pass
     config = preset(plan.dataset, method="basic", sigma=plan.votes_sigma, seed=0, out_dir=str(out), data_dir=data_dir, **plan.train)
     checkpoint = train(config, resume=(out / "checkpoint.pt").is_file(), progress=progress)
-    smoothed, _ = load_smoothed(checkpoint)
-    metadata = dict(dataset=plan.dataset, split="train", checkpoint=str(checkpoint))
+    device = resolve_device(config.device)  # the device it trained on, not the CPU alone
+    smoothed, _ = load_smoothed(checkpoint, device)
+    metadata = source_record(checkpoint, plan.dataset, "train", device)
     return vote_dataset(smoothed, load_dataset(plan.dataset, "train", data_dir), path, plan.votes_n, plan.certify.batch_size,
                         progress=progress, metadata=metadata, resume=path.is_file())
 

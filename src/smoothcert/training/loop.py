@@ -32,7 +32,7 @@ from smoothcert.files.atomic import ensure_writable_folder, remove_stale_tempora
 from smoothcert.models import build_model
 from smoothcert.models.checkpoint import load_checkpoint, refuse_non_finite_weights, save_checkpoint
 from smoothcert.runtime.allocator import keep_heap_memory
-from smoothcert.runtime.distributed import Distributed, local
+from smoothcert.runtime.distributed import Distributed, agreed_any, local
 from smoothcert.runtime.seeding import AUGMENT, DATA_ORDER, EVAL_NOISE, INIT, TRAIN_NOISE, derive_seed, generator_for
 from smoothcert.training.config import TrainConfig
 from smoothcert.training.diagnostics import (EPOCH_STATS, TrainingDiverged, batch_stats, named_stats, refuse_non_finite,
@@ -241,7 +241,7 @@ def train_one_epoch(run: TrainingRun, epoch: int, progress: bool) -> dict[str, f
     """Train epoch ``epoch`` (from 0); its :data:`~smoothcert.training.diagnostics.EPOCH_STATS`
     by name, means over its optimizer steps (``chunks`` per global batch, each on its chunk's
     ``batch_size / chunks`` examples and their noisy copies, as the field's scripts step; the epoch
-    stops early once its running loss is not finite on this process)."""
+    stops early on every process once the running loss of any process is not finite)."""
     config, env = run.config, run.env
     run.sampler.set_epoch(epoch)
     torch.manual_seed(derive_seed(config.seed, AUGMENT, epoch))
@@ -260,7 +260,7 @@ def train_one_epoch(run: TrainingRun, epoch: int, progress: bool) -> dict[str, f
             sums += batch_stats(parts)
         if step % 20 == 19:
             running = named_stats(sums, (step + 1) * config.chunks)
-            if not math.isfinite(running["loss"]):
+            if agreed_any(not math.isfinite(running["loss"]), env):
                 break
             bar.set_postfix(loss=f"{running['loss']:.3f}", noisy_acc=f"{running['train_noisy_acc']:.3f}")
     if env.world > 1:  # every process's share of the global batches
@@ -296,7 +296,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, env:
     """Train a base classifier; returns the path of its checkpoint (``out_dir/checkpoint.pt``,
     rewritten atomically after every epoch, with ``out_dir/log.csv``). ``resume`` continues from
     the checkpoint in ``out_dir``. Under ``torchrun``, pass the process group of the entry point
-    (:func:`smoothcert.runtime.distributed.process_group`) as ``env``."""
+    (:func:`smoothcert.runtime.distributed.process_group`) as ``env``; every process returns
+    once the final checkpoint is written."""
     config.validate()
     env = env or local(config.device)
     if env.device.type == "cpu":
@@ -319,6 +320,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, env:
     finally:
         if board is not None:
             board.close()
+    if env.world > 1:  # the last checkpoint is written (by process 0) before any process reads it
+        torch.distributed.barrier()
     return run.checkpoint_path
 
 
