@@ -93,3 +93,20 @@ def test_tf32_is_off_unless_asked_for_and_recorded_when_on():
     assert "tf32" not in fast.describe(fast.FastOptions())  # records made before the option read the same
     assert fast.describe(fast.FastOptions(tf32=True))["tf32"] is True
     assert fast.tf32_settings(fast.FastOptions()) == {"cudnn": False, "matmul": False}
+
+
+def test_a_training_resumed_on_another_noise_source_is_refused(tmp_path, monkeypatch):
+    """A checkpoint records where its training noise came from; resuming it where the generator
+    draws other noise (CPU to CUDA, or another GPU model) is refused."""
+    from smoothcert.models.checkpoint import load_checkpoint
+    from smoothcert.training import loop
+    from smoothcert.training.config import preset
+
+    config = preset("mnist", sigma=0.5, epochs=1, out_dir=str(tmp_path / "run"), device="cpu")
+    path = loop.train(config, progress=False)
+    assert load_checkpoint(path)["noise"] == "cpu"
+    longer = preset("mnist", sigma=0.5, epochs=2, out_dir=str(tmp_path / "run"), device="cpu")
+    assert loop._resumed_state(longer, path, True, torch.device("cpu"))["epoch"] == 1
+    monkeypatch.setattr(loop, "noise_source", lambda device: "cuda (NVIDIA H100 80GB HBM3, 132 SMs x 2048 threads)")
+    with pytest.raises(ValueError, match="its training noise was drawn on cpu, this run would draw it on cuda"):
+        loop._resumed_state(longer, path, True, torch.device("cpu"))

@@ -35,3 +35,10 @@ def noise_fingerprint(device: torch.device | str) -> str | None:
         return None
     properties = torch.cuda.get_device_properties(device)
     return f"{properties.name}, {properties.multi_processor_count} SMs x {properties.max_threads_per_multi_processor} threads"
+
+
+def noise_source(device: torch.device | str) -> str:
+    """Where a run's noise comes from, as a checkpoint records it: the device type, and on CUDA
+    the GPU's :func:`noise_fingerprint`."""
+    fingerprint = noise_fingerprint(device)
+    return torch.device(device).type if fingerprint is None else f"cuda ({fingerprint})"

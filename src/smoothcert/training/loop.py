@@ -33,7 +33,7 @@ from smoothcert.models import build_model
 from smoothcert.models.checkpoint import load_checkpoint, refuse_non_finite_weights, save_checkpoint
 from smoothcert.runtime.allocator import keep_heap_memory
 from smoothcert.runtime.distributed import Distributed, agreed_any, local
-from smoothcert.runtime.seeding import AUGMENT, DATA_ORDER, EVAL_NOISE, INIT, TRAIN_NOISE, derive_seed, generator_for
+from smoothcert.runtime.seeding import AUGMENT, DATA_ORDER, EVAL_NOISE, INIT, TRAIN_NOISE, derive_seed, generator_for, noise_source
 from smoothcert.training.config import TrainConfig
 from smoothcert.training.diagnostics import (EPOCH_STATS, TrainingDiverged, batch_stats, named_stats, refuse_non_finite,
                                              warn_of_divergence)
@@ -148,6 +148,9 @@ def _resumed_state(config: TrainConfig, checkpoint_path: Path, resume: bool, dev
         raise ValueError(f"cannot resume {checkpoint_path} with other settings than it was trained with: {'; '.join(differences)}")
     if int(state["epoch"]) > config.epochs:
         raise ValueError(f"cannot resume {checkpoint_path}: it has trained {state['epoch']} epochs, more than epochs={config.epochs}")
+    if state.get("noise", noise_source(device)) != noise_source(device):  # checkpoints before the entry carry none
+        raise ValueError(f"cannot resume {checkpoint_path}: its training noise was drawn on {state['noise']}, this run would draw it "
+                         f"on {noise_source(device)} (another noise stream); resume on the same kind of device")
     return state
 
 
@@ -284,7 +287,7 @@ def finish_epoch(run: TrainingRun, epoch: int, stats: dict[str, float], lr: floa
     write_log(run.out_dir / "log.csv", run.log_rows)
     save_checkpoint(run.checkpoint_path, arch=config.arch, dataset=config.dataset, num_classes=info.num_classes, sigma=config.sigma,
                     method=config.method, hparams=asdict(config), state_dict=run.model.state_dict(), epoch=epoch + 1,
-                    optimizer=run.optimizer.state_dict(), scheduler=run.scheduler.state_dict())
+                    optimizer=run.optimizer.state_dict(), scheduler=run.scheduler.state_dict(), noise=noise_source(run.env.device))
     board.add(row)
     if progress:
         tqdm.write(f"{config.method} epoch {epoch + 1}/{config.epochs}: loss {stats['loss']:.4f}, l_adre {stats['l_adre']:.3f}, "
