@@ -202,12 +202,16 @@ def test_catrs_noise_attack_matches_a_computation_copy_by_copy_and_raises_the_di
 
 
 def test_the_objectives_answer_to_the_names_of_the_api(batch):
+    """``smoothcert.losses.macer_loss`` and ``smoothcert.consistency_loss`` compute the direct
+    transcriptions with their documented defaults (MACER's gamma 8, beta 16; Consistency's eta
+    0.5), so a default changed on one side only fails here."""
     import smoothcert
     from smoothcert import losses
 
     logits, labels = batch
-    assert float(losses.macer_loss(logits, labels, 0.5, 4.0, gamma=8.0, beta=16.0).loss) == float(macer_loss(logits, labels, 0.5, 4.0).loss)
-    assert float(losses.consistency_loss(logits, labels, 10.0, eta=0.5).loss) == float(smoothcert.consistency_loss(logits, labels, 10.0).loss)
+    assert float(losses.macer_loss(logits, labels, 0.5, 4.0).loss) == pytest.approx(macer_direct(logits, labels, 0.5, 4.0, 8.0, 16.0), rel=1e-9)
+    assert float(smoothcert.consistency_loss(logits, labels, 10.0).loss) == pytest.approx(consistency_direct(logits, labels, 10.0, 0.5),
+                                                                                         rel=1e-9)
 
 
 def test_smoothmix_one_step_start_is_shrunk_to_the_warm_up_radius_and_stands_for_the_clean_input():

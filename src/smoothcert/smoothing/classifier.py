@@ -38,7 +38,7 @@ class SmoothedClassifier:
     Inputs must be finite. With ``input_shape`` (e.g. ``(3, 32, 32)``) and ``input_range`` (e.g.
     ``(0.0, 1.0)``, pixel space, where the radius is meant), inputs of another shape or with
     values outside the range (say, images already standardized) are refused before any sampling;
-    :func:`smoothcert.models.checkpoint.load_smoothed` sets both from the checkpoint's dataset.
+    :func:`smoothcert.smoothing.checkpoint.load_smoothed` sets both from the checkpoint's dataset.
     """
 
     def __init__(self, base_classifier: torch.nn.Module, num_classes: int, sigma: float,
