@@ -31,8 +31,8 @@ for name in ("plaintf32", "plainfast", "plainbf16"):
     moved = sum(a["predict"] != b["predict"] or abs(a["radius"] - b["radius"]) > 1e-3 for a, b in zip(plain, rows))
     print(f"{name}: {moved} of {len(rows)} certificates differ from plain float32")
 PY
-smoothcert certify --checkpoint "$out/model/checkpoint.pt" --n 10000 --skip 20 --max 50 --quiet --device cuda --radii auto \
-    --outfile "$out/grid.tsv" && echo "grid certification on CUDA: done"
+smoothcert certify --checkpoint "$out/model/checkpoint.pt" --n 10000 --skip 20 --max 50 --quiet --device cuda --radii auto --compile \
+    --outfile "$out/grid.tsv" && echo "grid certification (compiled, early stopping) on CUDA: done"
 if [ "$(python -c 'import torch; print(torch.cuda.device_count())')" -ge 2 ]; then
   torchrun --standalone --nproc_per_node 2 -m smoothcert certify --checkpoint "$out/model/checkpoint.pt" --N 100000 --skip 20 \
       --max-count 50 --quiet --outfile "$out/two.tsv"

@@ -61,7 +61,7 @@ def test_errors_are_reported_without_a_traceback(tmp_path, capsys):
     assert "needs lam > 0" in capsys.readouterr().err
 
 
-def test_other_columns_in_an_existing_output_are_refused(checkpoint, tmp_path, capsys):
+def test_an_output_holding_other_columns_is_never_written_over(checkpoint, tmp_path, capsys):
     outfile = tmp_path / "other.tsv"
     outfile.write_text("a\tb\n1\t2\n")
     assert main(["certify", "--checkpoint", str(checkpoint), "--outfile", str(outfile), "--n", "100", "--max", "1", "--quiet"]) == 2
