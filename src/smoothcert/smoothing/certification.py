@@ -163,8 +163,8 @@ def certify_on_grid(smoothed: Counter, inputs: torch.Tensor, generator: torch.Ge
     the input's largest certified grid radius is decided, by the rule of
     :mod:`smoothcert.statistics.grid` (valid at level ``alpha`` whatever the stopping time).
     Returns the certificate and the estimation samples used (inputs still open at ``n`` may go on
-    to the rule's last look at 1.25 n; the samples are a prefix of the stream CERTIFY draws from
-    with the same generator)."""
+    to the rule's last look at 1.25 n; up to ``n`` they are a prefix of those CERTIFY draws with
+    the same generator, and the same stream continues past it)."""
     n, sigma = settings.n, smoothed.sigma
     run = GridRun(GridRule(n, settings.alpha, sigma, grid_radii(settings.radii, n, settings.alpha, sigma)), 1, NOISE_BLOCK)
     top = _select(smoothed, inputs, generator, settings)

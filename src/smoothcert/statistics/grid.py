@@ -7,8 +7,8 @@ prediction that does not abstain) is always the first level. The rule samples in
 stops once the largest level it can certify is decided.
 
 Validity (level ``alpha`` whatever the stopping time). The level is split: ``(1 - final_share)
-alpha`` for sequential tests, ``final_share * alpha`` for a Clopper-Pearson bound at ``n``
-(default 0.2: most inputs stop on the sequence). ``final_share`` and ``rule_out`` were chosen by
+alpha`` for sequential tests, ``final_share * alpha`` for a Clopper-Pearson bound at the last
+look (default 0.2: most inputs stop on the sequence). ``final_share`` and ``rule_out`` were chosen by
 replaying the first 2,000 rows of two published logs (Cohen et al. at sigma 1.0, CAT-RS at 0.5;
 docs/performance.md); the priors were chosen on other data.
 
@@ -38,12 +38,13 @@ docs/performance.md); the priors were chosen on other data.
 Stopping (efficiency only: it never touches validity). The rule stops when the top level is
 certified, or when the next level is out of reach: even every remaining sample for the top class
 could not certify it, or reaching it is futile: the predictive probability that the count at
-the last look reaches what it needs is below ``rule_out`` (:func:`futile`; the input would most
-likely miss it at ``n`` too, and stopping costs at most that chance of the level).
+the last look reaches what it needs is below ``rule_out`` (:func:`futile`: a heuristic on a normal
+approximation, which also leaves aside that the sequence might still certify the level; the
+replay measures what it costs).
 
 The certificate reports, for a level certified by the sequence, that level's grid radius (the
-tests say ``pA > p_g``, nothing finer), so its ACR is floored to the grid; at ``n`` the
-Clopper-Pearson radius is exact as in CERTIFY.
+tests say ``pA > p_g``, nothing finer), so its ACR is floored to the grid; at the last look
+the Clopper-Pearson radius is exact as in CERTIFY.
 """
 
 from __future__ import annotations
@@ -135,7 +136,8 @@ def parse_radii(spelling: str) -> tuple[float, ...] | str:
 
 def grid_radii(spelling: str, n: int, alpha: float, sigma: float, final_share: float = 0.2) -> tuple[float, ...]:
     """The grid that ``spelling`` names (:func:`parse_radii`); ``"auto"`` is ``0.25, 0.5, ...`` up
-    to the largest radius the last look at ``n`` can certify."""
+    to the largest radius ``n`` samples can certify at the last look's level: the curve fixed-n
+    CERTIFY can draw, so that the two compare radius for radius."""
     parsed = parse_radii(spelling)
     if parsed != "auto":
         return parsed
@@ -188,7 +190,7 @@ class GridRule(AlphaSplit):
 
     @property
     def final_needed(self) -> NDArray[np.int64]:
-        """The count of ``n`` the last look's Clopper-Pearson bound needs for each level (``n + 1``: none)."""
+        """The count the last look's Clopper-Pearson bound needs for each level (``last_look + 1``: none)."""
         return np.array([final_count_needed(self.last_look, self.final_level, float(p)) for p in self.thresholds])
 
 
@@ -232,16 +234,16 @@ class GridRun:
     def _out_of_reach(self, rows: NDArray[np.int64], level: NDArray[np.int64]) -> NDArray[np.bool_]:
         """Whether each input's next level is out of reach: neither the last look nor the
         sequential test could certify it even if every remaining sample went to the top class, or
-        it is futile: the predictive probability that the count at ``n`` reaches what the last
-        look needs is below ``rule_out`` (:func:`futile`)."""
+        it is futile: the predictive probability that the count at the last look reaches what
+        it needs is below ``rule_out`` (:func:`futile`)."""
         n, count, used = self.rule.last_look, self.count[rows], self.used[rows]
         best, needed = count + n - used, self.needed[level]
         by_sequence = grid_log_martingale(best, n, self.thresholds[level], self.tops[level]) >= -np.log(self.rule.sequence_level)
         return ((best < needed) & ~by_sequence) | futile(count, used, n, needed, self.rule.rule_out)
 
     def certificate(self, row: int, top: int) -> Certificate:
-        """Input ``row``'s certificate: its level's grid radius, or at ``n`` the Clopper-Pearson
-        bound if that is larger."""
+        """Input ``row``'s certificate: its level's grid radius, or, if it reached the last look,
+        the Clopper-Pearson bound there if that is larger."""
         rule, level = self.rule, int(self.levels[row])
         pa, radius = (float(self.thresholds[level - 1]), rule.radii[level - 1]) if level else (0.0, 0.0)
         if self.used[row] == rule.last_look:
