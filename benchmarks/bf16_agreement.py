@@ -21,7 +21,7 @@ import torch
 from smoothcert.models.checkpoint import load_classifier
 from smoothcert.data import load_dataset
 from smoothcert.smoothing.fast import FastOptions, apply_fast_options, native_bf16
-from smoothcert.runtime.seeding import CERTIFY_NOISE, generator_for
+from smoothcert.runtime.seeding import input_seed
 from smoothcert.smoothing.classifier import SmoothedClassifier
 from smoothcert.training.config import preset
 from smoothcert.training.loop import train
@@ -45,7 +45,7 @@ def main() -> None:
         indices = range(0, len(test), args.skip)
         for idx in indices:
             x, _ = test[idx]
-            noise = torch.randn((100 + args.n, *x.shape), generator=generator_for("cpu", 0, CERTIFY_NOISE, idx)) * entries["sigma"]
+            noise = torch.randn((100 + args.n, *x.shape), generator=torch.Generator().manual_seed(input_seed(0, idx))) * entries["sigma"]
             predictions = {}
             with torch.inference_mode():
                 for name, classifier in classifiers.items():

@@ -17,6 +17,7 @@ import torch
 import smoothcert.training.loop
 from smoothcert.models.checkpoint import load_checkpoint, save_checkpoint
 from smoothcert.cli import main
+from smoothcert.runtime.seeding import CERTIFY_STREAMS, input_generator, input_seed
 from smoothcert.training.config import preset
 from smoothcert.training.diagnostics import TrainingDiverged
 from smoothcert.training.loop import train
@@ -86,9 +87,29 @@ def test_resuming_with_other_settings_is_refused_and_the_file_kept(checkpoint, t
     assert main(["certify", "--checkpoint", str(other), *base[3:], "--max", "4", "--resume"]) == 2
     assert "checkpoint_sha256 was" in capsys.readouterr().err
 
+    record = json.loads((tmp_path / "cert.tsv.json").read_text())
+    assert record["noise_streams"] == CERTIFY_STREAMS == 2
+    del record["noise_streams"]  # a file started before each input had its own stream
+    (tmp_path / "cert.tsv.json").write_text(json.dumps(record))
+    assert main([*base, "--max", "4", "--resume"]) == 2
+    assert "noise_streams was None, now 2" in capsys.readouterr().err
+
     (tmp_path / "cert.tsv.json").unlink()
     assert main([*base, "--max", "4", "--resume"]) == 2
     assert "settings file" in capsys.readouterr().err
+
+
+def test_every_input_of_a_run_has_its_own_noise_stream():
+    """torch's CPU generator keeps only the low 32 bits of a seed (1 and 1 + 2^32 draw the same
+    noise); each input's seed is 32 bits and one-to-one in idx, so the inputs of a run never share a
+    stream."""
+    assert torch.equal(torch.randn(3, generator=torch.Generator().manual_seed(1)),
+                       torch.randn(3, generator=torch.Generator().manual_seed(1 + 2**32)))
+    seeds = [input_seed(7, idx) for idx in range(200_000)]
+    assert len(set(seeds)) == len(seeds) and max(seeds) < 2**32
+    assert input_seed(7, 0) != input_seed(8, 0)
+    first = [torch.randn(4, generator=input_generator("cpu", 7, idx)) for idx in range(1000)]
+    assert len({tuple(t.tolist()) for t in first}) == 1000
 
 
 def train_arguments(out_dir: Path, *extra: str) -> list[str]:

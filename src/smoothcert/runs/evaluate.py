@@ -24,7 +24,7 @@ from smoothcert.models.checkpoint import file_digest
 from smoothcert.runs.resume import leftover_shards, shard_path, writing
 from smoothcert.runs.shards import shard_of, shard_record
 from smoothcert.runtime.allocator import heap_kept, keep_heap_memory
-from smoothcert.runtime.seeding import CERTIFY_NOISE, generator_for, noise_fingerprint
+from smoothcert.runtime.seeding import CERTIFY_STREAMS, input_generator, noise_fingerprint
 from smoothcert.smoothing.certification import ALGORITHMS, CertifySettings, certify_batch
 from smoothcert.smoothing.classifier import SmoothedClassifier
 from smoothcert.smoothing.counting import NonFiniteLogits, pass_size, refuse_oversized_pass
@@ -112,7 +112,8 @@ def certify_dataset(
     ``"K/N"`` (an independent job, no process group), only the ``K``-th of every ``N`` selected
     examples is certified (:mod:`smoothcert.runs.shards`; ``smoothcert merge`` joins the files).
 
-    Beside each TSV, ``<TSV>.json`` records the settings, sigma, ``metadata`` (the checkpoint's
+    Beside each TSV, ``<TSV>.json`` records the settings, sigma, the version of the per-input noise
+    streams (:data:`~smoothcert.runtime.seeding.CERTIFY_STREAMS`), ``metadata`` (the checkpoint's
     digest, dataset, split, device type, the fast options the classifier ran with, ...) and the
     software versions.
     """
@@ -122,7 +123,7 @@ def certify_dataset(
     if device.type == "cpu":
         keep_heap_memory()  # before the first pass, so that the record says whether it holds
     record = {**asdict(settings), "grid": list(settings.grid), "sigma": smoothed.sigma, "world": world, "keep_heap": heap_kept(),
-              **(metadata or {})}
+              "noise_streams": CERTIFY_STREAMS, **(metadata or {})}
     refuse_oversized_pass(pass_size(settings.batch_size, _group_size(settings), (settings.n0, settings.n)), dataset[0][0].to(device))
     selected = selected_indices(len(dataset), settings.skip, settings.max_count)
     record, selected = shard_record(record, selected, shard), shard_of(selected, shard)
@@ -174,7 +175,7 @@ def _certify_rows(smoothed: SmoothedClassifier, dataset: Dataset, todo: list[int
         started = time.perf_counter()
         examples = [dataset[idx] for idx in members]
         inputs = torch.stack([x for x, _ in examples]).to(device)
-        generators = [generator_for(device, settings.seed, CERTIFY_NOISE, idx) for idx in members]
+        generators = [input_generator(device, settings.seed, idx) for idx in members]
         with naming_examples(members):
             outcomes = certify_batch(smoothed, inputs, generators, settings)
         seconds = (time.perf_counter() - started) / len(members)
@@ -221,6 +222,7 @@ def predict_dataset(
     recorded and checked on ``resume``, and ``shard`` taken, as in :func:`certify_dataset`."""
     CertifySettings(n0=1, n=n, alpha=alpha, batch_size=batch_size, skip=skip, max_count=max_count, seed=seed).validate()  # the same checks
     record = dict(n=n, alpha=alpha, batch_size=batch_size, skip=skip, max_count=max_count, seed=seed, sigma=smoothed.sigma,
+                  noise_streams=CERTIFY_STREAMS,
                   **(metadata or {}))
     indices = selected_indices(len(dataset), skip, max_count)
     record, indices = shard_record(record, indices, shard), shard_of(indices, shard)
@@ -230,7 +232,7 @@ def predict_dataset(
             x, label = dataset[idx]
             started = time.perf_counter()
             with naming_examples([idx]):
-                counts = smoothed.sample_counts(x, n, batch_size, generator=generator_for(device, seed, CERTIFY_NOISE, idx))
+                counts = smoothed.sample_counts(x, n, batch_size, generator=input_generator(device, seed, idx))
             prediction = predict_from_counts(counts, alpha)
             results.append(dict(idx=idx, label=int(label), predict=prediction.label, correct=prediction.label == int(label),
                                 time=time.perf_counter() - started, pvalue=prediction.pvalue))

@@ -16,7 +16,7 @@ from smoothcert.files.tsv import VOTES_COLUMNS, ResultsFile
 from smoothcert.runs.evaluate import naming_examples, selected_indices
 from smoothcert.runs.resume import writing
 from smoothcert.runs.shards import shard_of, shard_record
-from smoothcert.runtime.seeding import CERTIFY_NOISE, generator_for
+from smoothcert.runtime.seeding import CERTIFY_STREAMS, input_generator
 from smoothcert.smoothing.classifier import SmoothedClassifier
 from smoothcert.validators import NON_NEGATIVE_INT, POSITIVE_INT
 
@@ -31,13 +31,14 @@ def vote_dataset(smoothed: SmoothedClassifier, dataset: Dataset, outfile: str | 
     POSITIVE_INT.check("batch_size", batch_size)
     NON_NEGATIVE_INT.check("seed", seed)
     everything = selected_indices(len(dataset), 1, None)
-    record = shard_record(dict(n=n, batch_size=batch_size, seed=seed, sigma=smoothed.sigma, **(metadata or {})), everything, shard)
+    record = shard_record(dict(n=n, batch_size=batch_size, seed=seed, sigma=smoothed.sigma, noise_streams=CERTIFY_STREAMS,
+                                **(metadata or {})), everything, shard)
     device, indices = smoothed.device or torch.device("cpu"), shard_of(everything, shard)
     with writing([Path(outfile)], record, resume, indices), ResultsFile(outfile, VOTES_COLUMNS) as results:
         for idx in tqdm([i for i in indices if i not in results.done], desc="votes",
                         disable=None if progress else True):
             x, label = dataset[idx]
             with naming_examples([idx]):
-                counts = smoothed.sample_counts(x, n, batch_size, generator=generator_for(device, seed, CERTIFY_NOISE, idx))
+                counts = smoothed.sample_counts(x, n, batch_size, generator=input_generator(device, seed, idx))
             results.append(dict(idx=idx, label=int(label), votes=",".join(str(int(c)) for c in counts)))
     return Path(outfile)
