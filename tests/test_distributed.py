@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 from test_catrs import write_votes
 
@@ -74,6 +75,7 @@ def pipeline_config(out):
     return preset("mnist", sigma=0.5, epochs=2, batch_size=200, device="cpu", out_dir=f"{out}/pipeline")
 
 
+@pytest.mark.slow  # about 20 s; .ci/run runs the slow tests after the default suite
 def test_methods_of_several_forward_passes_and_the_pipeline_under_torchrun(tmp_path):
     """Two gloo processes train SmoothMix and CAT-RS to the weights one process reaches (before
     the fix CAT-RS's ranks fell out of step and timed out), and ``train_and_certify`` certifies
