@@ -73,7 +73,8 @@ class CertifySettings:
                                           "radius or cannot", optional(POSITIVE))
     radii: str | None = setting(None, "grid certification: stop sampling each input once its largest certified radius on this "
                                 "grid is decided; a comma-separated list (0.25,0.5,0.75) or auto (0.25, 0.5, ... up to what n "
-                                "can certify). The radius written is the grid radius certified (Clopper-Pearson's at n)",
+                                "can certify). Inputs still open at n may sample on to 1.25 n. The radius written is the grid radius "
+                                "certified (Clopper-Pearson's for an input that reached the last look)",
                                 optional(GRID_SPELLING))
     early_stop: str = setting("sequence", "how early stopping stays valid: a confidence sequence checked after every 100 samples, "
                               "or Clopper-Pearson bounds at --stages fixed checkpoints", choices=EARLY_STOPS)
