@@ -10,6 +10,7 @@ from smoothcert.cli import main
 from smoothcert.data import load_dataset
 from smoothcert.models.checkpoint import load_checkpoint
 from smoothcert.training.config import preset
+from smoothcert.training.epoch_log import read_log
 from smoothcert.training.loop import train
 from smoothcert.training.soft_labels import read_votes
 
@@ -45,8 +46,7 @@ def test_catrs_trains_and_resumes_to_the_uninterrupted_weights(tmp_path, votes):
     resumed = train(catrs(tmp_path, votes, "resumed", epochs=2), resume=True, progress=False)
     a, b = load_checkpoint(straight)["state_dict"], load_checkpoint(resumed)["state_dict"]
     assert all(torch.equal(a[key], b[key]) for key in a)
-    rows = (tmp_path / "straight" / "log.csv").read_text().splitlines()
-    accuracy = [float(row.split(",")[5]) for row in rows[1:]]
+    accuracy = [float(row["train_noisy_acc"]) for row in read_log(tmp_path / "straight" / "log.csv", 2)]
     assert accuracy[1] > accuracy[0] > 0.2  # accuracy under noise on the training digits improves
 
 
