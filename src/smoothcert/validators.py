@@ -51,6 +51,7 @@ AT_LEAST_TWO = Rule(lambda v: _integer(v) and v >= 2, "must be an integer of at 
 NON_NEGATIVE_INT = Rule(lambda v: _integer(v) and v >= 0, "must be a non-negative integer")
 POSITIVE = Rule(lambda v: _real(v) and v > 0, "must be a positive finite number")
 NON_NEGATIVE = Rule(lambda v: _real(v) and v >= 0, "must be a non-negative finite number")
+AT_LEAST_ONE = Rule(lambda v: _real(v) and v >= 1, "must be a finite number of at least 1")
 PROBABILITY = Rule(lambda v: _real(v) and 0 < v < 1, "must lie strictly between 0 and 1")
 SHARE = Rule(lambda v: _real(v) and 0 <= v < 1, "must lie in [0, 1)")
 ZERO_OR_ONE = Rule(lambda v: _integer(v) and v in (0, 1), "must be 0 or 1")

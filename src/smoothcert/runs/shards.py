@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from smoothcert.files.atomic import write_text_atomic
+from smoothcert.files.tsv import complete_lines
 from smoothcert.runs.resume import INFORMATIONAL, settings_path, writing
 from smoothcert.validators import Rule
 
@@ -107,20 +108,19 @@ def _check_shards_cover(paths: list[Path], records: list[dict[str, Any]]) -> Non
 
 
 def _rows_of(paths: list[Path]) -> tuple[str, dict[int, str]]:
-    """The header line and the complete rows (by ``idx``) of every shard; an example in two is refused."""
-    header, rows, where = None, {}, {}
+    """The header line and the complete rows (by ``idx``) of every shard (:func:`complete_lines`:
+    a partial last row is left out, other columns than the first shard's refused); an example in
+    two shards is refused."""
+    columns = paths[0].read_text().split("\n", 1)[0].split("\t")
+    rows: dict[int, str] = {}
+    where: dict[int, Path] = {}
     for path in paths:
-        lines = path.read_text().split("\n")[:-1]  # a partial last row (a job killed mid-write) is left out
-        if header is None:
-            header = lines[0] + "\n"
-        elif lines[0] + "\n" != header:
-            raise ValueError(f"cannot merge {path}: its columns differ from {paths[0]}'s")
-        for line in lines[1:]:
+        for line in complete_lines(path, columns)[1:]:
             idx = int(line.split("\t", 1)[0])
             if idx in rows:
                 raise ValueError(f"cannot merge: idx {idx} is in both {where[idx]} and {path}")
             rows[idx], where[idx] = line, path
-    return header or "", rows
+    return "\t".join(columns) + "\n", rows
 
 
 def _selection(record: dict[str, Any]) -> list[int]:
