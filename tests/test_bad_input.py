@@ -217,7 +217,7 @@ CASES = [
     ("train-chunks-divide", FRESH + " --method consistency --batch-size 99", "chunks=2 must divide batch_size=99"),
     ("train-chunks-one-copy", FRESH + " --chunks 4", "chunks=4 needs k > 1 noisy copies per example"),
     ("train-consistency-eps", FRESH + " --method consistency --eps 0.5", "method 'consistency' takes no eps (got eps=0.5)"),
-    ("votes-n", "votes --checkpoint {done}/run/checkpoint.pt --outfile {bad}/v.tsv --n 0", "n must be a positive integer, got 0"),
+    ("votes-n", "votes --checkpoint {done}/run/checkpoint.pt --outfile {bad}/v.tsv --n 0", "n must be a positive integer of at most 2**53, got 0"),
     ("train-epochs", FRESH.replace("--epochs 1", "--epochs 0"), "epochs must be a positive integer, got 0"),
     ("train-batch", FRESH + " --batch-size 0", "batch_size must be a positive integer, got 0"),
     ("train-lr", FRESH + " --lr -0.1", "lr must be a non-negative finite number"),

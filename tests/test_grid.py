@@ -149,6 +149,6 @@ def test_the_package_root_gives_it_without_torch():
     assert float(out.stdout) == 0.5
 
 
-def test_a_budget_below_n_is_refused():
+def test_a_budget_below_n_is_refused_where_it_enters():
     with pytest.raises(ValueError, match="budget must be a finite number of at least 1, got 0.5"):
-        GridRule(1000, 0.001, SIGMA, (0.25,), budget=0.5)
+        certify_sequentially(0, lambda m: m, 1000, 0.001, SIGMA, (0.25,), budget=0.5)

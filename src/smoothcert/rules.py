@@ -8,6 +8,8 @@ number, got -1``. Settings dataclasses attach a rule to each field
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from dataclasses import dataclass
 from numbers import Integral, Real
@@ -64,3 +66,30 @@ def one_of(choices: Sequence[str]) -> Rule:
 def optional(rule: Rule) -> Rule:
     """None (off), or a value that satisfies ``rule``."""
     return Rule(lambda v: v is None or rule.holds(v), f"{rule.wording} (or be left out)")
+
+
+def checked(**rules: Rule) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Check the named arguments of a public function against their ``rules`` on every call (an
+    argument left at its default is not checked: defaults are declared valid). The function
+    without the checks stays available as ``.trusted``, for callers inside the package whose
+    values were validated where they entered (e.g. the training loop, after
+    :meth:`~smoothcert.training.config.TrainConfig.validate`), so that nothing is checked twice."""
+
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(function)
+        unknown = set(rules) - set(signature.parameters)
+        if unknown:
+            raise TypeError(f"{function.__qualname__} has no arguments {sorted(unknown)} to check")
+
+        @functools.wraps(function)
+        def entry(*args: Any, **kwargs: Any) -> Any:
+            arguments = signature.bind(*args, **kwargs).arguments
+            for name, rule in rules.items():
+                if name in arguments:
+                    rule.check(name, arguments[name])
+            return function(*args, **kwargs)
+
+        entry.trusted = function  # type: ignore[attr-defined]
+        return entry
+
+    return decorate

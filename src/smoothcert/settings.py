@@ -17,12 +17,15 @@ from smoothcert.rules import Rule, one_of
 
 
 def setting(default: Any = dataclasses.MISSING, help: str | None = None, rule: Rule | None = None, *,
-            flags: Sequence[str] = (), choices: Sequence[str] | None = None, factory: Callable[[], Any] | None = None) -> Any:
-    """A dataclass field with its help text, its rule (``choices`` implies :func:`one_of`) and the
-    command-line flags that set it (default: ``--name-with-dashes``)."""
+            flags: Sequence[str] = (), choices: Sequence[str] | None = None, factory: Callable[[], Any] | None = None,
+            place: bool = False) -> Any:
+    """A dataclass field with its help text, its rule (``choices`` implies :func:`one_of`), the
+    command-line flags that set it (default: ``--name-with-dashes``) and whether it says only
+    where or how a run is computed (``place``: a folder, a device, worker processes), never what
+    it computes, so that records compare without it (:func:`place_fields`)."""
     if choices is not None and rule is None:
         rule = one_of(choices)
-    metadata = {"help": help, "rule": rule, "flags": tuple(flags), "choices": choices}
+    metadata = {"help": help, "rule": rule, "flags": tuple(flags), "choices": choices, "place": place}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -37,3 +40,18 @@ def field_problems(settings: Any) -> list[str]:
         if problem is not None:
             problems.append(problem)
     return problems
+
+
+def place_fields(settings: type) -> frozenset[str]:
+    """The fields of the settings dataclass ``settings`` declared with ``place=True``: where and
+    how a run is computed, not what (left out when a finished run's settings are compared, and
+    free to change on resume)."""
+    return frozenset(item.name for item in dataclasses.fields(settings) if item.metadata.get("place"))
+
+
+def declared_defaults(settings: type) -> dict[str, Any]:
+    """The declared default of every field of ``settings``: what a record written before a
+    setting existed is read with. A setting added later is declared with the default that
+    reproduces what runs did before it (``tests/test_settings.py`` holds each to it)."""
+    return {item.name: item.default if item.default is not dataclasses.MISSING else item.default_factory()
+            for item in dataclasses.fields(settings)}

@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import special, stats
 
+from smoothcert.rules import POSITIVE, POSITIVE_INT, PROBABILITY, checked
 from smoothcert.storage.tsv import read_results
 from smoothcert.statistics.grid import GridRule, GridRun, grid_radii
 
@@ -93,6 +94,7 @@ class Replay:
         return float(np.max(self.fixed_accuracy - self.grid_accuracy))
 
 
+@checked(sigma=POSITIVE, n=POSITIVE_INT, alpha=PROBABILITY)
 def replay_log(path: str | Path, sigma: float, n: int = 100_000, alpha: float = 0.001, radii: Sequence[float] | None = None,
                seed: int = 0) -> Replay:
     """Replay the log ``path`` (see the module docstring) on the grid ``radii`` (default 0.25,

@@ -53,27 +53,28 @@ def _fast_options(args: argparse.Namespace, device):
 def _smoothed(args: argparse.Namespace, device, fast=None):
     """The smoothed classifier of ``--checkpoint``, the split to evaluate, and what the results
     file records about them."""
-    from smoothcert.data import load_dataset
-    from smoothcert.jobs.evaluate import source_record
-    from smoothcert.smoothing.checkpoint import load_smoothed
+    from smoothcert.smoothing.checkpoint import open_checkpoint
     from smoothcert.smoothing.fast import apply_fast_options, describe
 
-    smoothed, entries = load_smoothed(args.checkpoint, device, sigma=args.sigma, dataset=args.dataset)
+    opened = open_checkpoint(args.checkpoint, device, args.split, args.data_dir, sigma=args.sigma, dataset=args.dataset)
     if fast is not None:
-        smoothed.base_classifier = apply_fast_options(smoothed.base_classifier, fast)
-    dataset = load_dataset(entries["dataset"], args.split, args.data_dir)
-    metadata = source_record(args.checkpoint, entries["dataset"], args.split, device)
-    if fast is not None:
-        metadata["fast"] = describe(fast)
-    return smoothed, dataset, metadata
+        opened.smoothed.base_classifier = apply_fast_options(opened.smoothed.base_classifier, fast)
+        opened.record["fast"] = describe(fast)
+    return opened.smoothed, opened.data, opened.record
+
+
+def _settings(args: argparse.Namespace) -> CertifySettings:
+    """The certification settings the command's options give (validated where the job takes them)."""
+    from smoothcert.smoothing.certification import CertifySettings
+
+    return CertifySettings(**chosen_values(args, CertifySettings))
 
 
 def certify(args: argparse.Namespace) -> int:
     from smoothcert.jobs.evaluate import certify_dataset
     from smoothcert.runtime.distributed import process_group
-    from smoothcert.smoothing.certification import CertifySettings
 
-    settings = CertifySettings(**chosen_values(args, CertifySettings)).validate()
+    settings = _settings(args).validate()  # before a process group starts
     with process_group(args.device) as env:
         smoothed, dataset, metadata = _smoothed(args, env.device, _fast_options(args, env.device))
         paths = certify_dataset(smoothed, dataset, args.outfile, settings, progress=not args.quiet and env.main, rank=env.rank,
@@ -90,8 +91,8 @@ def predict(args: argparse.Namespace) -> int:
 
     refuse_under_torchrun("predict")
     smoothed, dataset, metadata = _smoothed(args, resolve_device(args.device))
-    path = predict_dataset(smoothed, dataset, args.outfile, args.n, args.alpha, args.batch_size, args.skip, args.max_count, args.seed,
-                           progress=not args.quiet, metadata=metadata, resume=args.resume, shard=args.shard)
+    path = predict_dataset(smoothed, dataset, args.outfile, _settings(args), progress=not args.quiet, metadata=metadata,
+                           resume=args.resume, shard=args.shard)
     print(f"wrote {path}")
     return 0
 
@@ -102,8 +103,8 @@ def votes(args: argparse.Namespace) -> int:
 
     refuse_under_torchrun("votes")
     smoothed, dataset, metadata = _smoothed(args, resolve_device(args.device))
-    path = vote_dataset(smoothed, dataset, args.outfile, args.n, args.batch_size, args.seed, progress=not args.quiet,
-                        metadata=metadata, resume=args.resume, shard=args.shard)
+    path = vote_dataset(smoothed, dataset, args.outfile, _settings(args), progress=not args.quiet, metadata=metadata,
+                        resume=args.resume, shard=args.shard)
     print(f"wrote {path}")
     return 0
 
@@ -131,11 +132,7 @@ def analyze(args: argparse.Namespace) -> int:
 
 def replay(args: argparse.Namespace) -> int:
     from smoothcert.analysis.replay import replay_log, replay_table
-    from smoothcert.rules import POSITIVE, POSITIVE_INT, PROBABILITY
 
-    POSITIVE.check("sigma", args.sigma)
-    POSITIVE_INT.check("n", args.n)
-    PROBABILITY.check("alpha", args.alpha)
     replays = [replay_log(path, args.sigma, args.n, args.alpha, args.radii, args.seed) for path in args.files]
     print(f"Grid rule against fixed n = {args.n:,} CERTIFY, replayed on each log's own probabilities (sigma {args.sigma:g}, "
           f"alpha {args.alpha:g}); samples per certified input\n")

@@ -14,33 +14,23 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Iterator, Sequence
 
+import numpy as np
 import torch
 import torch.distributed as dist
+from numpy.typing import NDArray
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from smoothcert.storage.atomic import write_text_atomic
-from smoothcert.models.checkpoint import file_digest
 from smoothcert.jobs.resume import leftover_shards, shard_path, writing
 from smoothcert.jobs.shards import shard_of, shard_record
 from smoothcert.runtime.allocator import heap_kept, keep_heap_memory
-from smoothcert.runtime.seeding import CERTIFY_STREAMS, input_generator, noise_fingerprint
+from smoothcert.runtime.seeding import CERTIFY_STREAMS, input_generator
 from smoothcert.smoothing.certification import ALGORITHMS, CertifySettings, certify_batch
 from smoothcert.smoothing.classifier import SmoothedClassifier
 from smoothcert.smoothing.counting import NonFiniteLogits, pass_size, refuse_oversized_pass
 from smoothcert.statistics.certificates import ABSTAIN, Certificate, predict_from_counts
 from smoothcert.storage.tsv import CERTIFY_COLUMNS, PREDICT_COLUMNS, ResultsFile, complete_lines, completed_indices
-
-def source_record(checkpoint: str | Path, dataset: str, split: str, device: torch.device | str) -> dict:
-    """What a results file records about where its rows come from: the checkpoint (its path,
-    and its SHA-256, which a resumed run must match), the dataset split and the device (whose
-    type, and on CUDA the GPU's :func:`~smoothcert.runtime.seeding.noise_fingerprint`, set the
-    noise stream: a resumed run must match both)."""
-    record = {"checkpoint": str(checkpoint), "checkpoint_sha256": file_digest(checkpoint), "dataset": dataset, "split": split,
-              "device": str(device), "device_type": torch.device(device).type}
-    fingerprint = noise_fingerprint(device)
-    return record if fingerprint is None else {**record, "noise": fingerprint}
-
 
 def selected_indices(size: int, skip: int, max_count: int | None) -> list[int]:
     """Every ``skip``-th index from 0, at most ``max_count`` of them (a count, unlike the
@@ -214,26 +204,33 @@ def _broadcast(value: object) -> object:
 
 
 def predict_dataset(
-    smoothed: SmoothedClassifier, dataset: Dataset, outfile: str | Path, n: int, alpha: float, batch_size: int = 1000,
-    skip: int = 1, max_count: int | None = None, seed: int = 0, progress: bool = True, metadata: dict | None = None,
-    resume: bool = False, shard: str | None = None,
+    smoothed: SmoothedClassifier, dataset: Dataset, outfile: str | Path, settings: CertifySettings, progress: bool = True,
+    metadata: dict | None = None, resume: bool = False, shard: str | None = None,
 ) -> Path:
     """Cohen et al.'s PREDICT on the selected examples, one TSV row each, with the settings
-    recorded and checked on ``resume``, and ``shard`` taken, as in :func:`certify_dataset`."""
-    CertifySettings(n0=1, n=n, alpha=alpha, batch_size=batch_size, skip=skip, max_count=max_count, seed=seed).validate()  # the same checks
-    record = dict(n=n, alpha=alpha, batch_size=batch_size, skip=skip, max_count=max_count, seed=seed, sigma=smoothed.sigma,
-                  noise_streams=CERTIFY_STREAMS,
-                  **(metadata or {}))
-    indices = selected_indices(len(dataset), skip, max_count)
+    recorded and checked on ``resume``, and ``shard`` taken, as in :func:`certify_dataset`; of
+    ``settings`` (validated here) it uses ``n``, ``alpha``, ``batch_size``, ``skip``,
+    ``max_count`` and ``seed``."""
+    settings.validate()
+    record = dict(n=settings.n, alpha=settings.alpha, batch_size=settings.batch_size, skip=settings.skip, max_count=settings.max_count,
+                  seed=settings.seed, sigma=smoothed.sigma, noise_streams=CERTIFY_STREAMS, **(metadata or {}))
+    indices = selected_indices(len(dataset), settings.skip, settings.max_count)
     record, indices = shard_record(record, indices, shard), shard_of(indices, shard)
-    device = smoothed.device or torch.device("cpu")
     with writing([Path(outfile)], record, resume, indices), ResultsFile(outfile, PREDICT_COLUMNS) as results:
         for idx in tqdm([i for i in indices if i not in results.done], desc="predict", disable=None if progress else True):
             x, label = dataset[idx]
             started = time.perf_counter()
-            with naming_examples([idx]):
-                counts = smoothed.sample_counts(x, n, batch_size, generator=input_generator(device, seed, idx))
-            prediction = predict_from_counts(counts, alpha)
+            counts = example_counts(smoothed, x, idx, settings)
+            prediction = predict_from_counts.trusted(counts, settings.alpha)
             results.append(dict(idx=idx, label=int(label), predict=prediction.label, correct=prediction.label == int(label),
                                 time=time.perf_counter() - started, pvalue=prediction.pvalue))
     return Path(outfile)
+
+
+def example_counts(smoothed: SmoothedClassifier, x: torch.Tensor, idx: int, settings: CertifySettings) -> NDArray[np.int64]:
+    """The counts of dataset example ``idx`` over ``settings.n`` noisy copies, drawn from its own
+    stream (:func:`~smoothcert.runtime.seeding.input_generator`), as certification draws them."""
+    device = smoothed.device or torch.device("cpu")
+    with naming_examples([idx]):
+        generator = input_generator(device, settings.seed, idx)
+        return smoothed.count_phases(x.unsqueeze(0).to(device), (settings.n,), settings.batch_size, [generator])[0, 0]

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from smoothcert.data import load_dataset
-from smoothcert.jobs.evaluate import certify_dataset, source_record
+from smoothcert.jobs.evaluate import certify_dataset
 from smoothcert.runtime.distributed import Distributed, local
 from smoothcert.smoothing.certification import CertifySettings
-from smoothcert.smoothing.checkpoint import load_smoothed
+from smoothcert.smoothing.checkpoint import open_checkpoint
 from smoothcert.training.config import TrainConfig
 from smoothcert.training.loop import train
 
@@ -25,8 +24,6 @@ def train_and_certify(config: TrainConfig, certify: CertifySettings, progress: b
     the loss stops being finite."""
     env = env or local(config.device)
     checkpoint = train(config, resume=(Path(config.out_dir) / "checkpoint.pt").is_file(), progress=progress, env=env)
-    smoothed, _ = load_smoothed(checkpoint, env.device)
-    dataset = load_dataset(config.dataset, "test", config.data_dir)
-    metadata = source_record(checkpoint, config.dataset, "test", env.device)
-    return certify_dataset(smoothed, dataset, Path(config.out_dir) / "certify.tsv", certify, progress=progress and env.main,
-                           rank=env.rank, world=env.world, metadata=metadata, resume=True)
+    opened = open_checkpoint(checkpoint, env.device, "test", config.data_dir)
+    return certify_dataset(opened.smoothed, opened.data, Path(config.out_dir) / "certify.tsv", certify, progress=progress and env.main,
+                           rank=env.rank, world=env.world, metadata=opened.record, resume=True)

@@ -19,11 +19,15 @@ from pathlib import Path
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
 
+from smoothcert.settings import place_fields
+from smoothcert.smoothing.certification import CertifySettings
 from smoothcert.storage.atomic import refuse_special, write_text_atomic
 from smoothcert.storage.lock import exclusive
 from smoothcert.storage.tsv import CERTIFY_COLUMNS, PREDICT_COLUMNS, VOTES_COLUMNS, parse_row
 
-INFORMATIONAL = frozenset({"batch_size", "max_count", "selection_size", "checkpoint", "device", "world", "versions", "keep_heap"})
+INFORMATIONAL = place_fields(CertifySettings) | {"max_count", "selection_size", "checkpoint", "device", "world", "versions", "keep_heap"}
+"""Record keys a resumed run may change: the certification settings declared ``place``, the
+number of examples, where the checkpoint lies, the processes and the software."""
 
 
 def versions() -> dict[str, str]:

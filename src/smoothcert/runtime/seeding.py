@@ -7,16 +7,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from smoothcert.rules import NON_NEGATIVE_INT
-
 INIT, DATA_ORDER, TRAIN_NOISE, EVAL_NOISE, CERTIFY_NOISE, AUGMENT = range(6)
 """What a draw is for: the second key of every derived seed."""
 
 
 def derive_seed(*keys: int) -> int:
-    """A 63-bit seed from non-negative integers, mixed by numpy's SeedSequence."""
-    for key in keys:
-        NON_NEGATIVE_INT.check("a seed", key)
+    """A 63-bit seed from non-negative integers (a settings' seed, validated where it entered, and
+    indices), mixed by numpy's SeedSequence."""
     return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 
 
@@ -35,8 +32,7 @@ def input_seed(seed: int, idx: int) -> int:
     """The 32-bit seed of input ``idx``'s certification noise in a run seeded ``seed``: a base
     mixed from ``seed`` plus ``idx`` times an odd step, modulo ``2^32``, so that the inputs of a
     run (any ``idx < 2^32``) never share a stream, on the CPU, whose generator takes 32 bits, as on
-    CUDA."""
-    NON_NEGATIVE_INT.check("idx", idx)
+    CUDA. ``idx`` is a dataset index (non-negative)."""
     base = derive_seed(seed, CERTIFY_NOISE) & 0xFFFFFFFF
     return (base + idx * _STREAM_STEP) % 2**32
 

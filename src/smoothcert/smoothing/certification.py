@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from smoothcert.smoothing.counting import NOISE_BLOCK
 from smoothcert.statistics.certificates import (ABSTENTIONS, PAPER_GRID, PB_BOUNDS, SELECTIONS, Certificate, certify_from_counts,
-                                                check_grid, t_certify_from_counts)
+                                                GRID, t_certify_from_counts)
 from smoothcert.statistics.grid import GridRule, GridRun, grid_radii, parse_radii
 from smoothcert.statistics.sequential import (EARLY_STOPS, SequenceTest, checkpoint_decision, checkpoint_plan,
                                               sequence_decision)
@@ -57,11 +57,11 @@ class CertifySettings:
     n: int = setting(100_000, "estimation samples (Cohen et al.'s N; under torchrun write --N, since torchrun takes --n for its own)",
                      SAMPLE_COUNT, flags=("--n", "--N"))
     alpha: float = setting(0.001, "the certificates hold with probability 1 - alpha", PROBABILITY)
-    batch_size: int = setting(1000, "noisy copies per forward pass", POSITIVE_INT, flags=("--batch",))
+    batch_size: int = setting(1000, "noisy copies per forward pass", POSITIVE_INT, flags=("--batch",), place=True)
     method: str = setting("certify", "both: the two algorithms on the same noise, written to OUTFILE's .certify.tsv and "
                           ".tcertify.tsv; all: also the paper's exact T-CERTIFY (--selection paper --pb-bound sum) in "
                           ".tcertify_paper.tsv", choices=METHODS)
-    grid: Sequence[float] = setting(help="T-CERTIFY's alpha'/alpha grid", factory=lambda: PAPER_GRID)
+    grid: Sequence[float] = setting(PAPER_GRID, "T-CERTIFY's alpha'/alpha grid", GRID)
     selection: str = setting("corrected", "how T-CERTIFY's best split stays valid (see README)", choices=SELECTIONS)
     abstain: str = setting("half", "when T-CERTIFY abstains", choices=ABSTENTIONS)
     pb_bound: str = setting("max", "T-CERTIFY's bound on pB: max (Clopper-Pearson on the largest other count, never looser) or "
@@ -84,10 +84,6 @@ class CertifySettings:
     def validate(self) -> "CertifySettings":
         """Refuse settings no run could use, naming each problem and what is expected."""
         problems = field_problems(self)
-        try:
-            check_grid(self.grid)
-        except (TypeError, ValueError) as error:
-            problems.append(str(error))
         if self.target_radius is not None and self.method != "certify":
             problems.append(f"early stopping (target_radius) needs method 'certify', got {self.method!r}")
         if self.radii is not None and self.method != "certify":
@@ -115,20 +111,19 @@ Certified = dict[str, tuple[Certificate, int]]
 def score(name: str, counts0: NDArray[np.int64], counts: NDArray[np.int64], settings: CertifySettings, sigma: float) -> Certificate:
     """The certificate of algorithm ``name`` (of :data:`ALGORITHMS`) on one input's counts."""
     if name == "certify":
-        return certify_from_counts(counts0, counts, settings.alpha, sigma)
+        return certify_from_counts.trusted(counts0, counts, settings.alpha, sigma)
     paper = name == "tcertify_paper"
-    return t_certify_from_counts(counts0, counts, settings.alpha, sigma, grid=settings.grid, abstain=settings.abstain,
+    return t_certify_from_counts.trusted(counts0, counts, settings.alpha, sigma, grid=settings.grid, abstain=settings.abstain,
                                  selection="paper" if paper else settings.selection, pb_bound="sum" if paper else settings.pb_bound)
 
 
 def certify_batch(smoothed: Counter, inputs: torch.Tensor, generators: Sequence[torch.Generator | None],
                   settings: CertifySettings) -> list[Certified]:
-    """Each input's certificates under ``settings`` (validated here). Without early stopping,
-    every algorithm of ``settings.method`` scores the same ``n0`` selection and ``n`` estimation
+    """Each input's certificates under ``settings`` (validated by the caller, where they entered).
+    Without early stopping, every algorithm of ``settings.method`` scores the same ``n0`` selection and ``n`` estimation
     samples, and the noise of all inputs is packed into shared forward passes; with
     ``target_radius``, each input runs :func:`certify_until_decided`; with ``radii``,
     :func:`certify_on_grid`."""
-    settings.validate()
     one_by_one = certify_until_decided if settings.target_radius is not None else certify_on_grid if settings.radii else None
     if one_by_one is not None:
         return [{"certify": one_by_one(smoothed, inputs[i:i + 1], generators[i], settings)} for i in range(len(inputs))]

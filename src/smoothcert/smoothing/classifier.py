@@ -14,12 +14,12 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from smoothcert.smoothing.certification import CertifySettings, certify_batch
+from smoothcert.smoothing.certification import SAMPLE_COUNT, CertifySettings, certify_batch
 from smoothcert.smoothing.counting import count_phases
-from smoothcert.statistics.certificates import (PAPER_GRID, Abstention, Certificate, PbBound, Prediction, Selection,
+from smoothcert.statistics.certificates import (Abstention, Certificate, PbBound, Prediction, Selection,
                                                 predict_from_counts)
 from smoothcert.statistics.sequential import EarlyStop
-from smoothcert.rules import AT_LEAST_TWO, POSITIVE
+from smoothcert.rules import AT_LEAST_TWO, POSITIVE, POSITIVE_INT, PROBABILITY, checked
 
 
 class SmoothedClassifier:
@@ -81,8 +81,9 @@ class SmoothedClassifier:
             raise ValueError(f"generator is on {generator.device} but the model runs on {device}; create it with torch.Generator(device={str(device)!r})")
         return x, generator
 
+    @checked(num=SAMPLE_COUNT, batch_size=POSITIVE_INT)
     def sample_counts(
-        self, x: torch.Tensor, num: int, batch_size: int = 1000, *,
+        self, x: torch.Tensor, num: int, batch_size: int = CertifySettings.batch_size, *,
         seed: int | None = None, generator: torch.Generator | None = None,
     ) -> NDArray[np.int64]:
         """Counts of ``f(x + delta_i)`` over ``num`` draws ``delta_i ~ N(0, sigma^2 I)``: an array
@@ -96,7 +97,9 @@ class SmoothedClassifier:
         """Counts for several inputs at once: ``counts[i, p, c]`` is how often ``f`` says ``c`` on
         the ``phases[p]`` noisy copies of ``inputs[i]`` of phase ``p`` (e.g. ``(n0, n)``), after
         the inputs are checked; see :func:`smoothcert.smoothing.counting.count_phases`.
-        ``inputs`` must be on the model's device."""
+        ``inputs`` must be on the model's device. ``phases`` and ``batch_size`` are not checked
+        here: they were validated where they entered (:meth:`CertifySettings.validate`,
+        :meth:`sample_counts`)."""
         self._check_inputs(inputs)
         return count_phases(self.base_classifier, self.num_classes, self.sigma, inputs, phases, batch_size, generators)
 
@@ -114,16 +117,17 @@ class SmoothedClassifier:
             raise ValueError(f"input values span [{smallest:.4g}, {largest:.4g}], outside the expected range [{low:g}, {high:g}] "
                              "(pixels in [0, 1], before the model's own normalization)")
 
+    @checked(n=SAMPLE_COUNT, alpha=PROBABILITY, batch_size=POSITIVE_INT)
     def predict(
-        self, x: torch.Tensor, n: int, alpha: float, batch_size: int = 1000, *,
+        self, x: torch.Tensor, n: int, alpha: float, batch_size: int = CertifySettings.batch_size, *,
         seed: int | None = None, generator: torch.Generator | None = None,
     ) -> Prediction:
         """Cohen et al.'s PREDICT on ``n`` noisy samples (see :func:`predict_from_counts`)."""
         x, generator = self._prepare(x, seed, generator)
-        return predict_from_counts(self.count_phases(x.unsqueeze(0), (n,), batch_size, [generator])[0, 0], alpha)
+        return predict_from_counts.trusted(self.count_phases(x.unsqueeze(0), (n,), batch_size, [generator])[0, 0], alpha)
 
     def certify(
-        self, x: torch.Tensor, n0: int, n: int, alpha: float, batch_size: int = 1000, *,
+        self, x: torch.Tensor, n0: int, n: int, alpha: float, batch_size: int = CertifySettings.batch_size, *,
         seed: int | None = None, generator: torch.Generator | None = None,
     ) -> Certificate:
         """Cohen et al.'s CERTIFY: select on ``n0`` samples, bound on ``n`` fresh ones (see
@@ -132,9 +136,9 @@ class SmoothedClassifier:
         return self._certify_one(x, seed, generator, settings)["certify"][0]
 
     def t_certify(
-        self, x: torch.Tensor, n0: int, n: int, alpha: float, batch_size: int = 1000, *,
-        grid: Sequence[float] = PAPER_GRID, selection: Selection = "corrected", abstain: Abstention = "half",
-        pb_bound: PbBound = "max", seed: int | None = None, generator: torch.Generator | None = None,
+        self, x: torch.Tensor, n0: int, n: int, alpha: float, batch_size: int = CertifySettings.batch_size, *,
+        grid: Sequence[float] = CertifySettings.grid, selection: Selection = CertifySettings.selection,
+        abstain: Abstention = CertifySettings.abstain, pb_bound: PbBound = CertifySettings.pb_bound, seed: int | None = None, generator: torch.Generator | None = None,
     ) -> Certificate:
         """T-CERTIFY, Algorithm 2 of the spec (see
         :func:`~smoothcert.statistics.certificates.t_certify_from_counts` for ``grid``,
@@ -144,8 +148,8 @@ class SmoothedClassifier:
         return self._certify_one(x, seed, generator, settings)["tcertify"][0]
 
     def certify_until(
-        self, x: torch.Tensor, n0: int, n: int, alpha: float, target_radius: float, batch_size: int = 1000, *,
-        early_stop: EarlyStop = "sequence", stages: int = 5, seed: int | None = None, generator: torch.Generator | None = None,
+        self, x: torch.Tensor, n0: int, n: int, alpha: float, target_radius: float, batch_size: int = CertifySettings.batch_size, *,
+        early_stop: EarlyStop = CertifySettings.early_stop, stages: int = CertifySettings.stages, seed: int | None = None, generator: torch.Generator | None = None,
     ) -> tuple[Certificate, int]:
         """CERTIFY that stops sampling once the outcome at ``target_radius`` is decided (see
         :func:`~smoothcert.smoothing.certification.certify_until_decided`): the certificate,
@@ -156,7 +160,7 @@ class SmoothedClassifier:
         return self._certify_one(x, seed, generator, settings)["certify"]
 
     def certify_grid(
-        self, x: torch.Tensor, n0: int, n: int, alpha: float, radii: Sequence[float] | str = "auto", batch_size: int = 1000, *,
+        self, x: torch.Tensor, n0: int, n: int, alpha: float, radii: Sequence[float] | str = "auto", batch_size: int = CertifySettings.batch_size, *,
         seed: int | None = None, generator: torch.Generator | None = None,
     ) -> tuple[Certificate, int]:
         """CERTIFY on a grid of radii (``"auto"``: 0.25, 0.5, ... up to what ``n`` can certify):
@@ -170,5 +174,6 @@ class SmoothedClassifier:
 
     def _certify_one(self, x: torch.Tensor, seed: int | None, generator: torch.Generator | None,
                      settings: CertifySettings) -> dict[str, tuple[Certificate, int]]:
+        settings.validate()  # where the settings enter: certify_batch trusts them
         x, generator = self._prepare(x, seed, generator)
         return certify_batch(self, x.unsqueeze(0), [generator], settings)[0]

@@ -12,7 +12,6 @@ import torch
 from numpy.typing import NDArray
 
 from smoothcert.runtime.allocator import keep_heap_memory
-from smoothcert.rules import POSITIVE_INT
 
 NOISE_BLOCK = 100
 """Noise is drawn in blocks of this many samples, so that certificates do not depend on the
@@ -52,11 +51,9 @@ def count_phases(model: torch.nn.Module, num_classes: int, sigma: float, inputs:
     the number of samples. ``inputs`` must be on the model's device. Predictions are counted on
     the device, a copy whose logits are not all finite in an extra bin; the counts are copied to
     the host once, at the end, and :class:`NonFiniteLogits` is raised if that bin is not empty.
-    The model runs in eval mode; its mode is restored afterwards.
+    The model runs in eval mode; its mode is restored afterwards. ``batch_size`` and ``phases``
+    are positive integers, checked where the settings entered.
     """
-    batch_size = int(POSITIVE_INT.check("batch_size", batch_size))
-    for num in phases:
-        POSITIVE_INT.check("number of samples", num)
     if len(generators) != len(inputs):
         raise ValueError(f"need one generator per input, got {len(generators)} for {len(inputs)} inputs")
     device, shape = inputs.device, inputs.shape[1:]

@@ -29,7 +29,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.stats import binomtest
 
 from smoothcert.statistics import bounds
-from smoothcert.rules import POSITIVE, PROBABILITY, one_of
+from smoothcert.rules import POSITIVE, PROBABILITY, Rule, checked, one_of
 
 ABSTAIN = -1
 """The label returned when an algorithm abstains."""
@@ -77,14 +77,6 @@ class Certificate:
         return self.label == ABSTAIN
 
 
-def _check_level(alpha: float) -> float:
-    return float(PROBABILITY.check("alpha", alpha))
-
-
-def _check_sigma(sigma: float) -> float:
-    return float(POSITIVE.check("sigma", sigma))
-
-
 MAX_COUNT = 2**53
 """The largest sample count the bounds take: above it a count is no longer exact as a float."""
 
@@ -114,13 +106,13 @@ def _top(counts: NDArray[np.int64]) -> int:
     return int(np.argmax(counts))
 
 
+@checked(alpha=PROBABILITY)
 def predict_from_counts(counts: ArrayLike, alpha: float) -> Prediction:
     """Cohen et al.'s PREDICT: return the top class unless the two-sided binomial test of the top
     count ``nA`` against the runner-up count ``nB`` (``H0: p = 1/2`` on ``nA + nB`` trials) has a
     p-value above ``alpha``. The returned class differs from the smoothed classifier's prediction
     with probability at most ``alpha``.
     """
-    alpha = _check_level(alpha)
     counts_arr = _as_count_vector(counts, "counts")
     order = np.argsort(counts_arr, kind="stable")[::-1]
     top, runner_up = int(counts_arr[order[0]]), int(counts_arr[order[1]])
@@ -129,13 +121,13 @@ def predict_from_counts(counts: ArrayLike, alpha: float) -> Prediction:
     return Prediction(label=label, pvalue=float(pvalue))
 
 
+@checked(alpha=PROBABILITY, sigma=POSITIVE)
 def certify_from_counts(counts0: ArrayLike, counts: ArrayLike, alpha: float, sigma: float) -> Certificate:
     """Cohen et al.'s CERTIFY: the top class ``cA`` of ``counts0``, ``pA_lower`` the one-sided
     Clopper-Pearson bound on ``counts[cA]`` at level ``alpha``, ``pB_upper = 1 - pA_lower`` and
     radius ``sigma * Phi^-1(pA_lower)`` (eq. 2 with that ``pB``). Abstains unless
     ``pA_lower > 1/2``.
     """
-    alpha, sigma = _check_level(alpha), _check_sigma(sigma)
     counts0_arr = _as_count_vector(counts0, "counts0")
     counts_arr = _as_count_vector(counts, "counts", num_classes=len(counts0_arr))
     top = _top(counts0_arr)
@@ -160,12 +152,16 @@ def grid_level(grid: Sequence[float]) -> float:
     return max(grid) + 1.0 - min(grid)
 
 
-def check_grid(grid: Sequence[float]) -> tuple[float, ...]:
-    """The grid of ``alpha' / alpha`` as floats, refused unless each lies in (0, 1]."""
-    values = tuple(float(g) for g in grid)
-    if not values or any(not 0 < g <= 1 for g in values):
-        raise ValueError(f"grid must be a non-empty list of fractions alpha'/alpha in (0, 1], got {list(grid)}")
-    return values
+def _is_grid(grid: object) -> bool:
+    try:
+        values = [float(g) for g in grid]  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        return False
+    return bool(values) and all(0 < g <= 1 for g in values)
+
+
+GRID = Rule(_is_grid, "must be a non-empty list of fractions alpha'/alpha in (0, 1]")
+"""T-CERTIFY's grid of ``alpha' / alpha``."""
 
 
 def _split_bounds(
@@ -197,6 +193,8 @@ def _best_split(pa: NDArray, pb: NDArray, sigma: float, abstain: Abstention) -> 
     return best, bool(allowed[best] and radii[best] > 0)
 
 
+@checked(alpha=PROBABILITY, sigma=POSITIVE, grid=GRID, selection=one_of(SELECTIONS), abstain=one_of(ABSTENTIONS),
+         pb_bound=one_of(PB_BOUNDS))
 def t_certify_from_counts(
     counts0: ArrayLike,
     counts: ArrayLike,
@@ -234,11 +232,7 @@ def t_certify_from_counts(
     never looser. The paper-exact algorithm is ``selection="paper", pb_bound="sum"``. Both bounds
     grow as their level shrinks, so the union bound over the grid above covers either.
     """
-    alpha, sigma = _check_level(alpha), _check_sigma(sigma)
-    fractions = check_grid(grid)
-    one_of(ABSTENTIONS).check("abstain", abstain)
-    one_of(PB_BOUNDS).check("pb_bound", pb_bound)
-    one_of(SELECTIONS).check("selection", selection)
+    fractions = tuple(float(g) for g in grid)
     counts0_arr = _as_count_vector(counts0, "counts0")
     counts_arr = _as_count_vector(counts, "counts", num_classes=len(counts0_arr))
     top = _top(counts0_arr)

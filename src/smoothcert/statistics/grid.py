@@ -61,7 +61,7 @@ from scipy import special
 from smoothcert.statistics import bounds
 from smoothcert.statistics.certificates import ABSTAIN, Certificate
 from smoothcert.statistics.sequential import MIXTURE_PRIOR, AlphaSplit, final_count_needed
-from smoothcert.rules import AT_LEAST_ONE, POSITIVE, POSITIVE_INT, PROBABILITY
+from smoothcert.rules import AT_LEAST_ONE, POSITIVE, POSITIVE_INT, PROBABILITY, checked
 
 
 def level_log_martingale(k: ArrayLike, t: ArrayLike, p: ArrayLike, prior: tuple[float, float] = MIXTURE_PRIOR) -> NDArray[np.float64]:
@@ -158,12 +158,7 @@ class GridRule(AlphaSplit):
     budget: float = 1.25
 
     def __post_init__(self) -> None:
-        POSITIVE_INT.check("n", self.n)
-        AT_LEAST_ONE.check("budget", self.budget)
-        PROBABILITY.check("alpha", self.alpha)
-        POSITIVE.check("sigma", self.sigma)
-        PROBABILITY.check("final_share", self.final_share)
-        PROBABILITY.check("rule_out", self.rule_out)
+        # the scalars were checked where they entered (certify_sequentially, CertifySettings.validate)
         object.__setattr__(self, "radii", tuple(sorted({0.0, *check_radii(self.radii)})))
         largest = largest_certifiable_radius(self.last_look, self.final_level, self.sigma)
         beyond = [r for r in self.radii if r > largest]
@@ -198,7 +193,7 @@ class GridRun:
     sampling."""
 
     def __init__(self, rule: GridRule, inputs: int, block: int = 100) -> None:
-        self.rule, self.block = rule, int(POSITIVE_INT.check("block", block))
+        self.rule, self.block = rule, int(block)
         self.thresholds, self.tops, self.needed = rule.thresholds, rule.band_tops, rule.final_needed
         self.count = np.zeros(inputs, dtype=np.int64)
         self.used = np.zeros(inputs, dtype=np.int64)
@@ -271,6 +266,8 @@ def _certified_levels(rejected: NDArray[np.bool_]) -> NDArray[np.int64]:
     return np.argmin(np.column_stack([rejected, np.zeros(len(rejected), dtype=bool)]), axis=1)
 
 
+@checked(n=POSITIVE_INT, alpha=PROBABILITY, sigma=POSITIVE, block=POSITIVE_INT, final_share=PROBABILITY, rule_out=PROBABILITY,
+         budget=AT_LEAST_ONE)
 def certify_sequentially(top: int, draw: Callable[[int], int], n: int, alpha: float, sigma: float, radii: Sequence[float],
                          block: int = 100, *, final_share: float = 0.2, rule_out: float = 0.05,
                          budget: float = 1.25) -> tuple[Certificate, int]:

@@ -19,11 +19,10 @@ import numpy as np
 from smoothcert.analysis.tables import Row, render_markdown, table_columns
 from smoothcert.data import load_dataset
 from smoothcert.storage.atomic import ensure_writable_folder, write_text_atomic
-from smoothcert.jobs.evaluate import source_record
 from smoothcert.jobs.votes import vote_dataset
 from smoothcert.runtime.distributed import resolve_device
 from smoothcert.smoothing.certification import CertifySettings
-from smoothcert.smoothing.checkpoint import load_smoothed
+from smoothcert.smoothing.checkpoint import open_checkpoint
 from smoothcert.studies.finished_runs import Cell, aggregate, run_seed
 from smoothcert.studies.reproduce import CIFAR_FULL, CIFAR_TRAIN, choose_plan
 from smoothcert.training.config import ADRE_CAP, preset
@@ -112,10 +111,9 @@ def _votes(plan: ComparePlan, root: Path, data_dir: str | None, progress: bool) 
     config = preset(plan.dataset, method="basic", sigma=plan.votes_sigma, seed=0, out_dir=str(out), data_dir=data_dir, **plan.train)
     checkpoint = train(config, resume=(out / "checkpoint.pt").is_file(), progress=progress)
     device = resolve_device(config.device)  # the device it trained on, not the CPU alone
-    smoothed, _ = load_smoothed(checkpoint, device)
-    metadata = source_record(checkpoint, plan.dataset, "train", device)
-    return vote_dataset(smoothed, load_dataset(plan.dataset, "train", data_dir), path, plan.votes_n, plan.certify.batch_size,
-                        progress=progress, metadata=metadata, resume=path.is_file())
+    opened = open_checkpoint(checkpoint, device, "train", data_dir)
+    settings = CertifySettings(n=plan.votes_n, batch_size=plan.certify.batch_size)
+    return vote_dataset(opened.smoothed, opened.data, path, settings, progress=progress, metadata=opened.record, resume=path.is_file())
 
 
 def _folder(method: str) -> str:

@@ -15,6 +15,7 @@ import numpy as np
 
 from smoothcert.analysis.accuracy import summarize
 from smoothcert.analysis.tables import Row, mean_row
+from smoothcert.settings import declared_defaults, place_fields
 from smoothcert.storage.atomic import write_text_atomic
 from smoothcert.storage.tsv import read_results
 from smoothcert.jobs.pipeline import train_and_certify
@@ -53,10 +54,11 @@ DONE = "done.json"
 """The record a finished run leaves in its folder: its settings, its results files and its wall
 time. With it (and the results files) a run is complete without its checkpoint, so a study
 resumes from its small files alone."""
-PLACE_FIELDS = {"train": ("out_dir", "data_dir", "workers", "device", "catrs_votes"), "certify": ("batch_size",)}
-"""Settings that say where and how a run was computed, not what it computed: left out of the
-record, so that a study moved to another folder or machine reuses its finished runs (CAT-RS's
-votes file is the study's own, made from the plan's settings, wherever the study lies)."""
+PLACE_FIELDS = {"train": place_fields(TrainConfig), "certify": place_fields(CertifySettings)}
+"""Settings that say where and how a run was computed, not what it computed (declared ``place``):
+left out of the record, so that a study moved to another folder or machine reuses its finished
+runs (CAT-RS's votes file is the study's own, made from the plan's settings, wherever the study
+lies)."""
 
 
 def _record(config: TrainConfig, settings: CertifySettings) -> dict[str, Any]:
@@ -67,7 +69,8 @@ def _record(config: TrainConfig, settings: CertifySettings) -> dict[str, Any]:
 def _defaults(part: str) -> dict[str, Any]:
     """The default of every setting of a record's ``part``: the value of a setting added since a
     run was recorded."""
-    return {k: v for k, v in asdict(TrainConfig() if part == "train" else CertifySettings()).items() if k not in PLACE_FIELDS[part]}
+    declared = declared_defaults(TrainConfig if part == "train" else CertifySettings)
+    return {k: v for k, v in declared.items() if k not in PLACE_FIELDS[part]}
 
 
 def _recorded(done: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:

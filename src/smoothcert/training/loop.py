@@ -33,6 +33,7 @@ from smoothcert.models import build_model
 from smoothcert.models.checkpoint import load_checkpoint, refuse_non_finite_weights, save_checkpoint
 from smoothcert.runtime.allocator import keep_heap_memory
 from smoothcert.runtime.distributed import Distributed, agreed_any, local
+from smoothcert.settings import declared_defaults, place_fields
 from smoothcert.runtime.seeding import AUGMENT, DATA_ORDER, EVAL_NOISE, INIT, TRAIN_NOISE, derive_seed, generator_for, noise_source
 from smoothcert.training.config import TrainConfig
 from smoothcert.training.diagnostics import (EPOCH_STATS, TrainingDiverged, batch_stats, named_stats, refuse_non_finite,
@@ -125,9 +126,10 @@ def noisy_test_accuracy(model: torch.nn.Module, dataset, config: TrainConfig, de
     return float(correct) / len(dataset)
 
 
-RESUMABLE_CHANGES = frozenset({"epochs", "out_dir", "data_dir", "workers", "device", "catrs_votes"})
-"""Fields a resumed run may change: where things are, how many epochs in all (with the cosine
-schedule, the rate of the epochs still to come follows the new total)."""
+RESUMABLE_CHANGES = place_fields(TrainConfig) | {"epochs"}
+"""Fields a resumed run may change: where and how it runs (the settings declared ``place``), and
+how many epochs in all (with the cosine schedule, the rate of the epochs still to come follows
+the new total)."""
 
 
 def _resumed_state(config: TrainConfig, checkpoint_path: Path, resume: bool, device: torch.device) -> dict[str, Any] | None:
@@ -141,7 +143,7 @@ def _resumed_state(config: TrainConfig, checkpoint_path: Path, resume: bool, dev
         raise FileNotFoundError(f"cannot resume: no checkpoint at {checkpoint_path}")
     state = load_checkpoint(checkpoint_path, map_location=device)
     refuse_non_finite_weights(state["state_dict"], checkpoint_path)
-    stored, wanted = {**asdict(TrainConfig()), **state["hparams"]}, asdict(config)  # settings added since: their defaults
+    stored, wanted = {**declared_defaults(TrainConfig), **state["hparams"]}, asdict(config)  # settings added since: as declared
     differences = [f"{key} was {stored[key]!r}, now {wanted[key]!r}" for key in wanted
                    if key not in RESUMABLE_CHANGES and stored[key] != wanted[key]]
     if differences:

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from smoothcert.training.attacks import frozen, in_eval_mode, per_example_norm
 from smoothcert.training.methods.base import Method, StepInputs, by_sigma
 from smoothcert.training.objectives import LossParts, check_logits, perturbed_risk
-from smoothcert.rules import NON_NEGATIVE, POSITIVE, POSITIVE_INT
+from smoothcert.rules import NON_NEGATIVE, POSITIVE, POSITIVE_INT, checked
 
 if TYPE_CHECKING:
     from smoothcert.training.config import TrainConfig
@@ -35,6 +35,7 @@ def _rescaled_to(moved: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
     return (moved - moved.mean(dim=dims, keepdim=True)) * ratio + original.mean(dim=dims, keepdim=True)
 
 
+@checked(eps=POSITIVE, steps=POSITIVE_INT)
 def catrs_noise_attack(model: torch.nn.Module, x: torch.Tensor, noise: torch.Tensor, target: torch.Tensor, eps: float,
                        steps: int) -> torch.Tensor:
     """The attack on the noise: for each copy ``delta_j`` of ``noise`` ``(B, k, ...)``, ``steps``
@@ -43,8 +44,6 @@ def catrs_noise_attack(model: torch.nn.Module, x: torch.Tensor, noise: torch.Ten
     eps-ball around ``delta_j`` and rescaled to the mean and root mean square of ``delta_j`` (per
     copy, after every step: :func:`_rescaled_to`). Returns the attacked noise, detached; no
     parameter gets a gradient."""
-    POSITIVE.check("eps", eps)
-    POSITIVE_INT.check("steps", steps)
     copies = noise.shape[1]
     flat_noise = noise.detach().flatten(0, 1)
     inputs = x.detach().unsqueeze(1).expand_as(noise).flatten(0, 1)
@@ -82,11 +81,11 @@ def catrs_high_confidence(adversarial_logits: torch.Tensor, target: torch.Tensor
     return kl.amax(dim=1)
 
 
+@checked(lam=NON_NEGATIVE)
 def catrs_loss(logits: torch.Tensor, adversarial_logits: torch.Tensor | None, labels: torch.Tensor, target: torch.Tensor,
                kept: torch.Tensor, lam: float) -> LossParts:
     """CAT-RS's loss (module docstring) on a batch: ``mean_i [L_low_i + lam * 1{K_i = k} L_high_i]``;
     ``adversarial_logits`` None: the first term alone."""
-    NON_NEGATIVE.check("lam", lam)
     copies = logits.shape[1]
     low = catrs_low_confidence(logits, labels, kept)
     confident = kept.clamp(1, copies) == copies
@@ -124,9 +123,9 @@ class CatRS(Method):
         adversarial_logits = None
         if config.lam:
             with in_eval_mode(attacked):
-                attacked_noise = catrs_noise_attack(attacked, batch.x, batch.noise, batch.target, config.eps, config.attack_steps)
+                attacked_noise = catrs_noise_attack.trusted(attacked, batch.x, batch.noise, batch.target, config.eps, config.attack_steps)
             adversarial_logits = batch.logits(model, noise=attacked_noise)
-        return catrs_loss(logits, adversarial_logits, batch.labels, batch.target, kept, config.lam)
+        return catrs_loss.trusted(logits, adversarial_logits, batch.labels, batch.target, kept, config.lam)
 
 
 METHOD = CatRS()

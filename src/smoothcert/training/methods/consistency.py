@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from smoothcert.training.methods.base import Method, StepInputs, by_sigma
 from smoothcert.training.objectives import LossParts, check_logits, perturbed_risk
-from smoothcert.rules import NON_NEGATIVE
+from smoothcert.rules import NON_NEGATIVE, checked
 
 if TYPE_CHECKING:
     from smoothcert.training.config import TrainConfig
@@ -23,12 +23,11 @@ ENTROPY_FLOOR = 1e-20
 """``pbar`` is clamped below at this value inside the logarithm of the entropy (the authors' code)."""
 
 
+@checked(lam=NON_NEGATIVE, eta=NON_NEGATIVE)
 def consistency_loss(logits: torch.Tensor, labels: torch.Tensor, lam: float, eta: float = 0.5) -> LossParts:
     """Consistency regularization (module docstring) on a batch: ``mean_i [1/k sum_j CE_ij
     + lam * 1/k sum_j KL(pbar_i || s_ij) + eta * H(pbar_i)]``."""
     check_logits(logits, labels)
-    NON_NEGATIVE.check("lam", lam)
-    NON_NEGATIVE.check("eta", eta)
     log_s = F.log_softmax(logits, dim=-1)
     pbar = log_s.exp().mean(dim=1)
     log_pbar = torch.log(pbar.clamp(min=ENTROPY_FLOOR))
@@ -56,7 +55,7 @@ class Consistency(Method):
 
     def step(self, model: torch.nn.Module, attacked: torch.nn.Module, batch: StepInputs, config: TrainConfig,
              epoch: int) -> LossParts:
-        return consistency_loss(batch.logits(model), batch.labels, config.lam, config.eta)
+        return consistency_loss.trusted(batch.logits(model), batch.labels, config.lam, config.eta)
 
 
 METHOD = Consistency()

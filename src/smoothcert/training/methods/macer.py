@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from smoothcert.training.methods.base import Method, StepInputs, by_sigma
 from smoothcert.training.objectives import LossParts, check_logits
-from smoothcert.rules import NON_NEGATIVE, POSITIVE
+from smoothcert.rules import NON_NEGATIVE, POSITIVE, checked
 
 if TYPE_CHECKING:
     from smoothcert.training.config import TrainConfig
@@ -42,15 +42,12 @@ def macer_margin(logits: torch.Tensor, labels: torch.Tensor, beta: float, gamma:
     return torch.special.ndtri(safe[:, 0]) - torch.special.ndtri(safe[:, 1]), counted
 
 
+@checked(sigma=POSITIVE, lam=NON_NEGATIVE, gamma=POSITIVE, beta=POSITIVE)
 def macer_loss(logits: torch.Tensor, labels: torch.Tensor, sigma: float, lam: float, gamma: float = GAMMA,
                beta: float = BETA) -> LossParts:
     """MACER's loss (module docstring) on a batch of ``(B, k, C)`` logits: ``mean_i [-log(pbar_i[y_i]
     + 1e-10) + lam * sigma / 2 * (gamma - xi_i) * counted_i]``."""
     check_logits(logits, labels)
-    POSITIVE.check("sigma", sigma)
-    NON_NEGATIVE.check("lam", lam)
-    POSITIVE.check("gamma", gamma)
-    POSITIVE.check("beta", beta)
     pbar = F.softmax(logits, dim=-1).mean(dim=1)
     classification = -torch.log(pbar.gather(1, labels.view(-1, 1)).squeeze(1) + PBAR_FLOOR)
     xi, counted = macer_margin(logits, labels, beta, gamma)
@@ -69,7 +66,7 @@ class Macer(Method):
 
     def step(self, model: torch.nn.Module, attacked: torch.nn.Module, batch: StepInputs, config: TrainConfig,
              epoch: int) -> LossParts:
-        return macer_loss(batch.logits(model), batch.labels, config.sigma, config.lam, config.gamma, config.beta)
+        return macer_loss.trusted(batch.logits(model), batch.labels, config.sigma, config.lam, config.gamma, config.beta)
 
 
 METHOD = Macer()

@@ -23,7 +23,7 @@ from smoothcert.training.attacks import frozen, in_eval_mode, per_example_norm
 from smoothcert.training.methods.base import Method, StepInputs
 from smoothcert.training.objectives import LossParts, adre_term, regularized_risk, smoothed_log_probs
 from smoothcert.training.schedules import attack_radius
-from smoothcert.rules import NON_NEGATIVE, NON_NEGATIVE_INT
+from smoothcert.rules import NON_NEGATIVE, NON_NEGATIVE_INT, checked
 
 if TYPE_CHECKING:
     from smoothcert.training.config import TrainConfig
@@ -39,6 +39,7 @@ def smoothed_attack_objective(model: torch.nn.Module, x: torch.Tensor, labels: t
     return objective
 
 
+@checked(eps=NON_NEGATIVE, steps=NON_NEGATIVE_INT)
 def smoothed_pgd(
     model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, noise: torch.Tensor,
     eps: float, steps: int, lam: float = 0.0, step_size: float | None = None, adre_cap: float | None = None,
@@ -46,8 +47,6 @@ def smoothed_pgd(
     """``steps`` steps of l2 PGD of size ``step_size`` (default ``2 eps / steps``, as in the paper)
     starting at ``x``; returns the adversarial inputs, detached. The model's parameters receive no
     gradient and its train/eval mode is left as the caller set it."""
-    NON_NEGATIVE.check("eps", eps)
-    NON_NEGATIVE_INT.check("steps", steps)
     if eps == 0 or steps == 0:
         return x.detach()
     step_size = 2 * eps / steps if step_size is None else step_size
@@ -68,7 +67,7 @@ def smoothed_pgd(
 def attacked_inputs(attacked: torch.nn.Module, batch: StepInputs, config: TrainConfig, epoch: int, lam: float) -> StepInputs:
     """``batch`` with its inputs replaced by eq. 12's adversary at the epoch's radius (eval mode)."""
     with in_eval_mode(attacked):
-        x = smoothed_pgd(attacked, batch.x, batch.labels, batch.noise, attack_radius(config, epoch), config.attack_steps, lam=lam,
+        x = smoothed_pgd.trusted(attacked, batch.x, batch.labels, batch.noise, attack_radius(config, epoch), config.attack_steps, lam=lam,
                          adre_cap=config.adre_cap)
     return StepInputs(x, batch.labels, batch.noise, batch.draw, batch.extra, batch.target)
 

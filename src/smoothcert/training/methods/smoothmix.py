@@ -27,20 +27,19 @@ from smoothcert.training.methods.base import Method, StepInputs, by_sigma
 from smoothcert.training.methods.smoothadv import smoothed_attack_objective
 from smoothcert.training.objectives import LossParts, check_logits, perturbed_risk
 from smoothcert.training.schedules import mixup_weight
-from smoothcert.rules import NON_NEGATIVE, POSITIVE, POSITIVE_INT
+from smoothcert.rules import NON_NEGATIVE, POSITIVE, POSITIVE_INT, checked
 
 if TYPE_CHECKING:
     from smoothcert.training.config import TrainConfig
 
 
+@checked(steps=POSITIVE_INT, step_size=POSITIVE)
 def smoothmix_path(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, noise: torch.Tensor, steps: int,
                    step_size: float) -> tuple[torch.Tensor, torch.Tensor]:
     """SmoothMix's attack: ``steps`` ascent steps of size ``step_size`` on ``-log G_hat(x')[y]``
     along the per-example l2-normalized gradient, with the same noise at every step, each iterate
     clipped to [0, 1] and no eps-ball (the authors' default). Returns the first iterate and the
     last, detached; the model's parameters receive no gradient."""
-    POSITIVE_INT.check("steps", steps)
-    POSITIVE.check("step_size", step_size)
     with frozen(model):
         iterate, first = x.detach().clone(), None
         for _ in range(steps):
@@ -53,17 +52,18 @@ def smoothmix_path(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor
         return first.detach(), iterate.detach()
 
 
+@checked(radius=NON_NEGATIVE)
 def project_to_ball(point: torch.Tensor, centre: torch.Tensor, radius: float) -> torch.Tensor:
     """``point`` moved onto the l2 ball of ``radius`` around ``centre`` where it lies outside
     (per example: ``centre + (point - centre) * min(1, radius / ||point - centre||)``), then clipped
     to the pixel box [0, 1]: SmoothMix's projection of its mixup start (the authors' ``_project``)."""
-    NON_NEGATIVE.check("radius", radius)
     if radius == 0:
         return centre.detach().clone()
     delta = point - centre
     return (centre + delta * (radius / per_example_norm(delta).clamp_min(radius))).clamp(0.0, 1.0).detach()
 
 
+@checked(eta=NON_NEGATIVE, warm_up=NON_NEGATIVE)
 def smoothmix_loss(clean_logits: torch.Tensor, mix_logits: torch.Tensor, labels: torch.Tensor, mix_weight: torch.Tensor, eta: float,
                    warm_up: float = 1.0) -> LossParts:
     """SmoothMix's loss (module docstring) on a batch: ``clean_logits`` and ``mix_logits`` are the
@@ -71,8 +71,6 @@ def smoothmix_loss(clean_logits: torch.Tensor, mix_logits: torch.Tensor, labels:
     each example, ``warm_up`` the epoch's weight ``w`` of the mixup term."""
     check_logits(clean_logits, labels)
     check_logits(mix_logits, labels)
-    NON_NEGATIVE.check("eta", eta)
-    NON_NEGATIVE.check("warm_up", warm_up)
     classes = clean_logits.shape[-1]
     pbar = F.softmax(clean_logits, dim=-1).mean(dim=1)  # not detached: the target carries the clean copies' gradient
     weight = mix_weight.view(-1, 1).to(pbar.dtype)
@@ -100,12 +98,12 @@ class SmoothMix(Method):
     def step(self, model: torch.nn.Module, attacked: torch.nn.Module, batch: StepInputs, config: TrainConfig,
              epoch: int) -> LossParts:
         with in_eval_mode(attacked):
-            first, last = smoothmix_path(attacked, batch.x, batch.labels, batch.noise, config.mix_steps, config.mix_step_size)
+            first, last = smoothmix_path.trusted(attacked, batch.x, batch.labels, batch.noise, config.mix_steps, config.mix_step_size)
         warm_up = mixup_weight(config, epoch)
-        start = batch.x if config.mix_start == 0 else project_to_ball(first, batch.x, warm_up * config.mix_step_size)
+        start = batch.x if config.mix_start == 0 else project_to_ball.trusted(first, batch.x, warm_up * config.mix_step_size)
         weight = batch.extra.view(-1, *([1] * (batch.x.ndim - 1)))
         mixed = (1 - weight) * start + weight * last
-        return smoothmix_loss(batch.logits(model, start), batch.logits(model, mixed), batch.labels, batch.extra, config.eta, warm_up)
+        return smoothmix_loss.trusted(batch.logits(model, start), batch.logits(model, mixed), batch.labels, batch.extra, config.eta, warm_up)
 
 
 METHOD = SmoothMix()
