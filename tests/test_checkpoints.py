@@ -157,3 +157,19 @@ def test_every_torch_load_in_the_package_is_weights_only():
                 keywords = {k.arg: k.value for k in node.keywords}
                 calls.append((source.name, isinstance(keywords.get("weights_only"), ast.Constant) and keywords["weights_only"].value is True))
     assert calls and all(safe for _, safe in calls), calls
+
+
+def test_a_checkpoint_of_format_2_with_its_settings_stored_twice_still_loads(tmp_path, checkpoint):
+    entries = torch.load(checkpoint, weights_only=True)
+    assert entries["format"] == "smoothcert-checkpoint-3" and "sigma" not in entries
+    hparams = entries["hparams"]
+    older = {**entries, "format": "smoothcert-checkpoint-2", **{key: hparams[key] for key in ("arch", "dataset", "sigma", "method")}}
+    torch.save(older, tmp_path / "format2.pt")
+    model, loaded = load_classifier(tmp_path / "format2.pt")
+    assert (loaded["arch"], loaded["sigma"], loaded["method"]) == (hparams["arch"], hparams["sigma"], hparams["method"])
+    assert load_checkpoint(tmp_path / "format2.pt")["epoch"] == entries["epoch"]
+    incomplete = {key: value for key, value in entries.items()}
+    incomplete["hparams"] = {key: value for key, value in hparams.items() if key != "arch"}
+    torch.save(incomplete, tmp_path / "incomplete.pt")
+    with pytest.raises(ValueError, match="lacks arch; it is not a complete smoothcert checkpoint"):
+        load_classifier(tmp_path / "incomplete.pt")

@@ -135,3 +135,14 @@ def test_fast_options_are_recorded_and_keep_the_certificates(checkpoint, tmp_pat
     plain, fast = read_results(tmp_path / "plain.tsv"), read_results(tmp_path / "fast.tsv")
     assert [(r["predict"], r["radius"]) for r in plain] == [(r["predict"], r["radius"]) for r in fast]
 
+
+
+def test_train_help_shows_each_default_and_the_presets_that_change_it(capsys):
+    from smoothcert.training.config import PRESETS, TrainConfig
+
+    with pytest.raises(SystemExit):
+        main(["train", "-h"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "epochs between learning-rate drops (step) [default 10; cifar10 50]" in shown
+    assert "SGD momentum [default 0.9; imagenet 0.875]" in shown
+    assert f"[default {TrainConfig.epochs}; cifar10 {PRESETS['cifar10']['epochs']}, imagenet {PRESETS['imagenet']['epochs']}]" in shown

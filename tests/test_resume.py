@@ -142,8 +142,8 @@ def test_augmented_training_resumes_to_the_same_weights(tmp_path, cifar_dir):
 
 
 def test_a_save_cut_off_midway_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
-    path = save_checkpoint(tmp_path / "checkpoint.pt", arch="small_cnn", dataset="mnist", num_classes=10, sigma=0.5, method="basic",
-                           hparams={}, state_dict={"w": torch.ones(3)}, epoch=1)
+    path = save_checkpoint(tmp_path / "checkpoint.pt", num_classes=10,
+                           hparams=dict(arch="small_cnn", dataset="mnist", sigma=0.5, method="basic"), state_dict={"w": torch.ones(3)}, epoch=1)
     before = path.read_bytes()
 
     def cut_off(obj, stream):
@@ -152,7 +152,7 @@ def test_a_save_cut_off_midway_leaves_the_previous_checkpoint(tmp_path, monkeypa
 
     monkeypatch.setattr(torch, "save", cut_off)
     with pytest.raises(KeyboardInterrupt):
-        save_checkpoint(path, arch="small_cnn", dataset="mnist", num_classes=10, sigma=0.5, method="basic", hparams={},
+        save_checkpoint(path, num_classes=10, hparams=dict(arch="small_cnn", dataset="mnist", sigma=0.5, method="basic"),
                         state_dict={"w": torch.zeros(3)}, epoch=2)
     assert path.read_bytes() == before and load_checkpoint(path)["epoch"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # the temporary file is gone

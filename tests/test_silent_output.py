@@ -163,8 +163,8 @@ def test_a_checkpoint_with_a_non_finite_weight_is_refused(tmp_path):
     state = model.state_dict()
     name = next(k for k, v in state.items() if v.is_floating_point() and v.ndim == 4)
     state[name][0].fill_(float("nan"))
-    path = save_checkpoint(tmp_path / "nan.pt", arch="small_cnn", dataset="mnist", num_classes=10, sigma=0.5, method="basic",
-                           hparams={}, state_dict=state, epoch=1)
+    path = save_checkpoint(tmp_path / "nan.pt", num_classes=10,
+                           hparams=dict(arch="small_cnn", dataset="mnist", sigma=0.5, method="basic"), state_dict=state, epoch=1)
     with pytest.raises(ValueError, match=f"non-finite.*{name}"):
         load_classifier(path)
 
@@ -207,7 +207,7 @@ def test_a_byte_order_mark_is_read_as_nothing(tmp_path):
 
 def test_a_second_writer_of_an_output_is_refused_naming_the_first(tmp_path):
     checkpoint = tmp_path / "model.pt"
-    save_checkpoint(checkpoint, arch="small_cnn", dataset="mnist", num_classes=10, sigma=0.5, method="basic", hparams={},
+    save_checkpoint(checkpoint, num_classes=10, hparams=dict(arch="small_cnn", dataset="mnist", sigma=0.5, method="basic"),
                     state_dict=digits_model().state_dict(), epoch=1)
     out = tmp_path / "cert.tsv"
     command = [sys.executable, "-m", "smoothcert", "certify", "--checkpoint", str(checkpoint), "--outfile", str(out), "--n", "2000",

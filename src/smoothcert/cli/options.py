@@ -20,11 +20,26 @@ def _kind(annotation: Any) -> tuple[type, bool]:
     return annotation, False
 
 
+def _shown(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(_shown, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _with_defaults(help: str | None, name: str, default: Any, presets: dict[str, dict[str, Any]]) -> str | None:
+    """``help`` followed by the default, and each preset's value where it differs from it."""
+    if help is None:
+        return None
+    others = [f"{preset} {_shown(values[name])}" for preset, values in presets.items() if name in values and values[name] != default]
+    return f"{help} [default {_shown(default)}{'; ' + ', '.join(others) if others else ''}]".replace("%", "%%")
+
+
 def add_options(parser: argparse._ActionsContainer, settings: type, names: Sequence[str] | None = None, *,
-                defaults: dict[str, Any] | None = None, unset: bool = False) -> None:
+                defaults: dict[str, Any] | None = None, unset: bool = False, presets: dict[str, dict[str, Any]] | None = None) -> None:
     """One option per field of the dataclass ``settings`` (those in ``names``, default every field
     with help text). Defaults are the fields' own, or ``defaults[name]``; with ``unset``, options left
-    out are None, so that the caller keeps only what the user gave (e.g. over a preset)."""
+    out are None, so that the caller keeps only what the user gave (e.g. over a preset), and the
+    help shows the default and what each of ``presets`` (name: the values it changes) sets instead."""
     hints = typing.get_type_hints(settings)
     chosen = set(names) if names is not None else None
     for item in dataclasses.fields(settings):
@@ -33,7 +48,8 @@ def add_options(parser: argparse._ActionsContainer, settings: type, names: Seque
         flags = item.metadata.get("flags") or ("--" + item.name.replace("_", "-"),)
         default = (defaults or {}).get(item.name, item.default if item.default is not dataclasses.MISSING else item.default_factory())
         kind, several = _kind(hints[item.name])
-        options: dict[str, Any] = {"dest": item.name, "help": item.metadata.get("help")}
+        shown = _with_defaults(item.metadata.get("help"), item.name, default, presets) if unset else item.metadata.get("help")
+        options: dict[str, Any] = {"dest": item.name, "help": shown}
         if kind is bool:
             options.update(action="store_true", default=None if unset else default)
         else:

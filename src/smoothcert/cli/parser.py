@@ -34,8 +34,10 @@ def _add_train(parser: argparse.ArgumentParser) -> None:
     from smoothcert.training.config import PRESETS, TrainConfig
 
     parser.add_argument("--preset", default="mnist",
-                        help=f"{', '.join(PRESETS)}: the embedded digits on a CPU (ours), or the paper's recipes (see README)")
-    add_options(parser, TrainConfig, unset=True)
+                        help=f"{', '.join(PRESETS)}: the embedded digits on a CPU (ours), or the paper's recipes (docs/guide/training.md); "
+                             "each option below shows its default and the presets that change it; a method of the field starts "
+                             "from its authors' settings (k, lambda, ...) at the nearest sigma")
+    add_options(parser, TrainConfig, unset=True, presets={name: values for name, values in PRESETS.items() if values})
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out-dir")
     parser.add_argument("--quiet", action="store_true")
 

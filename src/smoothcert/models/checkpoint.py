@@ -3,9 +3,12 @@
 refuses any pickle that would call other code; a file in torch's zip format is first checked
 part by part against its CRC-32s, since torch reads damaged tensor data without complaint.
 
-Ours hold ``format``, ``arch``, ``dataset``, ``num_classes``, ``sigma``, ``method``, ``hparams``
-(the whole training configuration), ``state_dict`` (of ``Sequential(Normalize, net)``),
-``epoch`` (the last finished, counting from 1), ``optimizer``, ``scheduler``.
+Ours hold ``format``, ``num_classes``, ``hparams`` (the whole training configuration, which
+names the ``arch``, ``dataset``, ``sigma`` and ``method``), ``state_dict`` (of
+``Sequential(Normalize, net)``), ``epoch`` (the last finished, counting from 1), ``optimizer``,
+``scheduler`` and ``noise`` (where the training noise was drawn). Checkpoints of format 2 also
+held arch, dataset, sigma and method at the top level; both are read, and the entries
+:func:`load_checkpoint` returns name the four at the top level either way.
 
 :func:`load_classifier` also reads the models Cohen et al. and Salman et al. released: a dict
 with ``arch`` (``cifar_resnet20``, ``cifar_resnet110``, ``resnet50``) and the ``state_dict`` of
@@ -29,14 +32,19 @@ from smoothcert.storage.atomic import write_atomic
 from smoothcert.models import build_model
 from smoothcert.rules import POSITIVE
 
-FORMAT = "smoothcert-checkpoint-2"
-REQUIRED = ("arch", "dataset", "num_classes", "sigma", "method", "hparams", "state_dict", "epoch")
+FORMAT = "smoothcert-checkpoint-3"
+READ_FORMATS = ("smoothcert-checkpoint-2", FORMAT)
+"""The formats :func:`load_checkpoint` reads: 2 stored arch, dataset, sigma and method twice."""
+REQUIRED = ("num_classes", "hparams", "state_dict", "epoch")
+NAMED = ("arch", "dataset", "sigma", "method")
+"""The settings of ``hparams`` that the loaded entries also name at the top level."""
 PUBLISHED_DATASETS = {"cifar_resnet20": "cifar10", "cifar_resnet110": "cifar10", "resnet50": "imagenet"}
 """The dataset each architecture of the released checkpoints was trained on."""
 
 
 def save_checkpoint(path: str | Path, **entries: Any) -> Path:
-    missing = [key for key in REQUIRED if key not in entries]
+    """Write ``entries`` (at least :data:`REQUIRED`, with :data:`NAMED` in ``hparams``) atomically."""
+    missing = [key for key in REQUIRED if key not in entries] + [f"hparams[{key!r}]" for key in NAMED if key not in entries.get("hparams", {})]
     if missing:
         raise ValueError(f"a checkpoint needs {', '.join(missing)}")
     return write_atomic(path, "wb", lambda stream: torch.save({"format": FORMAT, **entries}, stream))
@@ -87,10 +95,21 @@ def _read(path: str | Path, map_location: str | torch.device) -> dict[str, Any]:
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint`, refusing anything that is not one."""
     entries = _read(path, map_location)
-    if entries.get("format") != FORMAT:
+    if entries.get("format") not in READ_FORMATS:
         raise ValueError(f"{path} is not a smoothcert checkpoint (expected a dict with format {FORMAT!r}, got "
                          f"{entries.get('format')!r})")
-    return entries
+    return _named(entries, path)
+
+
+def _named(entries: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The entries of one of our checkpoints with :data:`NAMED` at the top level (format 3 keeps
+    them in ``hparams`` alone), refused when incomplete."""
+    hparams = entries.get("hparams") if isinstance(entries.get("hparams"), dict) else {}
+    named = {key: hparams[key] for key in NAMED if key in hparams and key not in entries}
+    missing = [key for key in REQUIRED if key not in entries] + [key for key in NAMED if key not in entries and key not in named]
+    if missing:
+        raise ValueError(f"{path} lacks {', '.join(missing)}; it is not a complete smoothcert checkpoint")
+    return {**entries, **named}
 
 
 def file_digest(path: str | Path) -> str:
@@ -159,10 +178,8 @@ def load_classifier(
     if dataset is not None:
         dataset_info(dataset)  # refuses an unknown name
     entries = _read(path, device)
-    if entries.get("format") == FORMAT:
-        missing = [key for key in REQUIRED if key not in entries]
-        if missing:
-            raise ValueError(f"{path} lacks {', '.join(missing)}; it is not a complete smoothcert checkpoint")
+    if entries.get("format") in READ_FORMATS:
+        entries = _named(entries, path)
         if dataset is not None and dataset != entries["dataset"]:
             raise ValueError(f"{path} was trained on {entries['dataset']!r}, not {dataset!r}")
     elif "arch" in entries and "state_dict" in entries:

@@ -287,8 +287,7 @@ def finish_epoch(run: TrainingRun, epoch: int, stats: dict[str, float], lr: floa
                seconds=time.perf_counter() - started)
     run.log_rows.append(row)
     write_log(run.out_dir / "log.csv", run.log_rows)
-    save_checkpoint(run.checkpoint_path, arch=config.arch, dataset=config.dataset, num_classes=info.num_classes, sigma=config.sigma,
-                    method=config.method, hparams=asdict(config), state_dict=run.model.state_dict(), epoch=epoch + 1,
+    save_checkpoint(run.checkpoint_path, num_classes=info.num_classes, hparams=asdict(config), state_dict=run.model.state_dict(), epoch=epoch + 1,
                     optimizer=run.optimizer.state_dict(), scheduler=run.scheduler.state_dict(), noise=noise_source(run.env.device))
     board.add(row)
     if progress:
