@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from smoothcert.smoothing.certification import CertifySettings
-from smoothcert.runs.evaluate import certify_dataset
+from smoothcert.jobs.evaluate import certify_dataset
 from smoothcert.smoothing.fast import FastOptions, apply_fast_options
 from smoothcert.models import build_model
 from smoothcert.smoothing.classifier import SmoothedClassifier

@@ -9,7 +9,7 @@ ratio to the minimal loop, at batch 1000 and at each implementation's best batch
 - ``minimal``: draw noise, add the input, forward, argmax, count (what any implementation runs);
 - ``art``: ``PyTorchRandomizedSmoothing.certify`` of IBM's adversarial-robustness-toolbox;
 - ``smoothcert``: ``SmoothedClassifier.certify`` as installed (allocator thresholds raised);
-- ``smoothcert-nofix``: the same with ``SMOOTHCERT_KEEP_HEAP=0`` (the allocator left alone);
+- ``smoothcert-nofix``: the same with ``SMOOTHCERT_LEAVE_ALLOCATOR=1`` (the allocator left alone);
 - ``smoothcert-bf16``: the same with ``--bf16`` (bfloat16 autocast);
 - ``smoothcert-fast``: the same with ``--fast`` (BatchNorm folding, channels-last, ``torch.compile``,
   and bf16 where the CPU has bf16 units); these change the floating-point results.
@@ -95,7 +95,7 @@ def worker(implementation: str, arch: str, batch: int, n: int) -> None:
 
 
 def measure(implementation: str, arch: str, batch: int, n: int) -> float | None:
-    env = {**os.environ, **({"SMOOTHCERT_KEEP_HEAP": "0"} if implementation == "smoothcert-nofix" else {})}
+    env = {**os.environ, **({"SMOOTHCERT_LEAVE_ALLOCATOR": "1"} if implementation == "smoothcert-nofix" else {})}
     out = subprocess.run([sys.executable, __file__, "--worker", implementation, arch, str(batch), str(n)], env=env,
                          capture_output=True, text=True)
     if out.returncode:

@@ -18,11 +18,11 @@ from pathlib import Path
 from smoothcert.models.checkpoint import load_classifier
 from smoothcert.data import load_dataset
 from smoothcert.smoothing.certification import CertifySettings
-from smoothcert.runs.evaluate import certify_dataset
+from smoothcert.jobs.evaluate import certify_dataset
 from smoothcert.smoothing.classifier import SmoothedClassifier
 from smoothcert.training.config import preset
 from smoothcert.training.loop import train
-from smoothcert.files.tsv import read_results
+from smoothcert.storage.tsv import read_results
 
 RULES = ("checkpoints", "sequence")
 

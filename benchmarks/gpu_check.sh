@@ -24,7 +24,7 @@ for options in "" "--tf32" "--fast" "--bf16"; do
 done
 python - "$out" <<'PY'
 import sys
-from smoothcert.files.tsv import read_results
+from smoothcert.storage.tsv import read_results
 plain = read_results(f"{sys.argv[1]}/plain.tsv")
 for name in ("plaintf32", "plainfast", "plainbf16"):
     rows = read_results(f"{sys.argv[1]}/{name}.tsv")
@@ -38,7 +38,7 @@ if [ "$(python -c 'import torch; print(torch.cuda.device_count())')" -ge 2 ]; th
       --max-count 50 --quiet --outfile "$out/two.tsv"
   python - "$out" <<'PY'
 import sys
-from smoothcert.files.tsv import read_results
+from smoothcert.storage.tsv import read_results
 strip = lambda p: [{k: v for k, v in r.items() if k != "time"} for r in read_results(p)]
 print("two GPUs certify the rows of one:", strip(f"{sys.argv[1]}/two.tsv") == strip(f"{sys.argv[1]}/plain.tsv") or "NO (compare)")
 PY

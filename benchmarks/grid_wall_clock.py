@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from smoothcert.data import load_dataset
-from smoothcert.runs.evaluate import selected_indices
+from smoothcert.jobs.evaluate import selected_indices
 from smoothcert.smoothing.checkpoint import load_smoothed
 from smoothcert.statistics.grid import grid_radii
 

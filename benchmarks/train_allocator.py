@@ -2,7 +2,7 @@
 
 Every process builds the same model and batch and times training steps of one method (forward
 over the ``k`` noisy copies, backward, SGD step) after ``keep_heap_memory()``, which
-``smoothcert.training.loop.train`` calls on a CPU; ``SMOOTHCERT_KEEP_HEAP=0`` leaves the allocator alone.
+``smoothcert.training.loop.train`` calls on a CPU; ``SMOOTHCERT_LEAVE_ALLOCATOR=1`` leaves the allocator alone.
 Rounds are interleaved; printed: the median step time and the speed-up of the fix.
 
     python benchmarks/train_allocator.py [--rounds 3] [--steps 5]
@@ -57,7 +57,7 @@ def worker(case: str, steps: int) -> None:
 
 
 def measure(case: str, fix: bool, steps: int) -> float:
-    env = {**os.environ, "SMOOTHCERT_KEEP_HEAP": "1" if fix else "0"}
+    env = {**os.environ, "SMOOTHCERT_LEAVE_ALLOCATOR": "0" if fix else "1"}
     out = subprocess.run([sys.executable, __file__, "--worker", case, str(steps)], env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
 

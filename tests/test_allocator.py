@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from smoothcert.runtime.allocator import DISABLE
+from smoothcert.runtime.allocator import LEAVE_ALLOCATOR
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="glibc's allocator")
 
@@ -30,7 +30,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
 
 def _run(code, keep):
-    env = {**os.environ, DISABLE: "1" if keep else "0", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, LEAVE_ALLOCATOR: "0" if keep else "1", "OMP_NUM_THREADS": "1"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300, check=True)
     return out.stdout.split()
 
@@ -47,7 +47,7 @@ def test_certificates_are_the_same_with_and_without_the_fix(checkpoint, tmp_path
     rows = {}
     for keep in (True, False):
         out = tmp_path / f"keep{keep}.tsv"
-        env = {**os.environ, DISABLE: "1" if keep else "0"}
+        env = {**os.environ, LEAVE_ALLOCATOR: "0" if keep else "1"}
         subprocess.run([sys.executable, "-m", "smoothcert", "certify", "--checkpoint", str(checkpoint), "--outfile", str(out),
                         "--n", "500", "--batch", "1000", "--skip", "50", "--max", "6", "--method", "both", "--quiet"],
                        env=env, check=True, capture_output=True, timeout=300)

@@ -13,7 +13,7 @@ from smoothcert.analysis.accuracy import accuracy_lower_bound, false_certificate
 from smoothcert.analysis.report import analyze_files
 from smoothcert.analysis.tables import latex_table, markdown_table
 from smoothcert.cli import main
-from smoothcert.files.tsv import read_results
+from smoothcert.storage.tsv import read_results
 
 OURS = """idx\tlabel\tpredict\tradius\tcorrect\ttime\tpa_lower\tpb_upper\talpha_prime\tlevel
 0\t1\t1\t0.6\t1\t1.0\t0.9\t0.1\t0.001\t0.001

@@ -1,4 +1,4 @@
-"""The layout keeps its promises: imports go down the floors only, analysis runs without torch,
+"""The layout keeps its promises: imports go down the floors of docs/architecture.md only, analysis runs without torch,
 no function is longer than a screen (60 lines) but eq. 14's root finding."""
 
 import ast
@@ -10,9 +10,22 @@ from pathlib import Path
 import smoothcert
 
 PACKAGE = Path(smoothcert.__file__).parent
-FLOORS = {"validators": 0, "statistics": 1, "files": 1, "analysis": 2, "data": 2, "runtime": 2, "models": 3, "smoothing": 4,
-          "training": 5, "losses": 5.5, "runs": 6, "studies": 7, "cli": 8}
-"""The floor of each part of the package (docs/architecture.md); a part imports only lower floors."""
+ARCHITECTURE = Path(__file__).parents[1] / "docs" / "architecture.md"
+
+
+def _floors() -> dict[str, int]:
+    """The floor of each part of the package, read from the table of docs/architecture.md (the
+    one numbering): rows ``| 3 | `models/` | ...``."""
+    floors = {}
+    for line in ARCHITECTURE.read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0].isdigit() and cells[1].startswith("`"):
+            floors[cells[1].strip("`").removesuffix("/").removesuffix(".py")] = int(cells[0])
+    return floors
+
+
+FLOORS = _floors()
+"""The floor of each part of the package; a part imports only lower floors."""
 
 
 def _modules():

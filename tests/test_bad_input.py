@@ -22,11 +22,11 @@ from smoothcert.models.checkpoint import load_classifier
 from smoothcert.cli import main
 from smoothcert.data import load_dataset
 from smoothcert.smoothing.certification import CertifySettings
-from smoothcert.runs.evaluate import certify_dataset
+from smoothcert.jobs.evaluate import certify_dataset
 from smoothcert.models import build_model
 from smoothcert.smoothing.classifier import SmoothedClassifier
 from smoothcert.training.config import TrainConfig, preset
-from smoothcert.files.tsv import read_results
+from smoothcert.storage.tsv import read_results
 from test_checkpoints import released_cifar_state, save_released
 
 

@@ -12,7 +12,7 @@ from torchvision.models import resnet50
 
 from smoothcert.models.checkpoint import load_checkpoint, load_classifier
 from smoothcert.cli import main
-from smoothcert.files.tsv import read_results
+from smoothcert.storage.tsv import read_results
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

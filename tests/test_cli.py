@@ -4,7 +4,7 @@ import sys
 import pytest
 
 from smoothcert.cli import main
-from smoothcert.files.tsv import CERTIFY_COLUMNS, ResultsFile, read_results
+from smoothcert.storage.tsv import CERTIFY_COLUMNS, ResultsFile, read_results
 
 
 @pytest.fixture(scope="module")

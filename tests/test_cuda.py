@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from smoothcert.cli import main
-from smoothcert.files.tsv import read_results
+from smoothcert.storage.tsv import read_results
 from smoothcert.runtime.seeding import noise_fingerprint
 
 pytestmark = pytest.mark.cuda

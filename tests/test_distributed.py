@@ -11,7 +11,7 @@ import pytest
 import torch
 from test_catrs import write_votes
 
-from smoothcert.files.tsv import read_results
+from smoothcert.storage.tsv import read_results
 from smoothcert.models.checkpoint import file_digest, load_checkpoint
 from smoothcert.cli import main
 from smoothcert.training.config import preset
@@ -50,7 +50,7 @@ def test_two_processes_match_one(tmp_path):
 SEVERAL_FORWARD_PASSES = '''
 import sys
 from smoothcert.runtime.distributed import process_group
-from smoothcert.runs.pipeline import train_and_certify
+from smoothcert.jobs.pipeline import train_and_certify
 from smoothcert.smoothing.certification import CertifySettings
 from smoothcert.training.loop import train
 from test_distributed import configs, pipeline_config

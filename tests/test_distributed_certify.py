@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 from smoothcert.cli import main
-from smoothcert.files.tsv import read_results
+from smoothcert.storage.tsv import read_results
 
 
 def test_two_processes_write_the_rows_of_one(tmp_path):

@@ -11,7 +11,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from smoothcert.cli import main
-from smoothcert.runs.resume import writing
+from smoothcert.jobs.resume import writing
 from smoothcert.runtime import distributed
 from smoothcert.runtime.seeding import noise_fingerprint
 from smoothcert.smoothing import fast

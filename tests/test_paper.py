@@ -3,8 +3,8 @@ from dataclasses import replace
 import pytest
 
 from smoothcert.studies.paper import PAPER_LABELS, cell_certify_settings, cell_config
-from smoothcert.runs.pipeline import train_and_certify
-from smoothcert.files.tsv import read_results
+from smoothcert.jobs.pipeline import train_and_certify
+from smoothcert.storage.tsv import read_results
 
 
 def test_table1_cells_use_the_papers_settings():

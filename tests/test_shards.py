@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from smoothcert.cli import main
-from smoothcert.files.tsv import read_results
+from smoothcert.storage.tsv import read_results
 
 
 @pytest.fixture(scope="module")

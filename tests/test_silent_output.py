@@ -26,11 +26,11 @@ import torch
 from smoothcert.analysis.report import analyze_files
 from smoothcert.cli import main
 from smoothcert.data import load_dataset
-from smoothcert.files.atomic import write_text_atomic
-from smoothcert.files.tsv import read_results
+from smoothcert.storage.atomic import write_text_atomic
+from smoothcert.storage.tsv import read_results
 from smoothcert.models import build_model
 from smoothcert.models.checkpoint import load_classifier, save_checkpoint
-from smoothcert.runs.evaluate import certify_dataset
+from smoothcert.jobs.evaluate import certify_dataset
 from smoothcert.smoothing.certification import CertifySettings
 from smoothcert.smoothing.classifier import SmoothedClassifier
 from smoothcert.smoothing.counting import count_phases

@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smoothcert.files.tsv import CERTIFY_COLUMNS, ResultsFile, format_value, parse_time, read_results
+from smoothcert.storage.tsv import CERTIFY_COLUMNS, ResultsFile, format_value, parse_time, read_results
 
 
 def test_cohen_format_with_mixed_time_cells(tmp_path):
@@ -30,7 +30,7 @@ def test_malformed_files_are_refused(tmp_path):
 def test_atomic_writes_get_the_usual_file_mode(tmp_path):
     import os
 
-    from smoothcert.files.atomic import write_text_atomic
+    from smoothcert.storage.atomic import write_text_atomic
 
     mask = os.umask(0o022)
     try:
@@ -68,7 +68,7 @@ def test_directed_rounding_never_crosses_the_value(value):
 
 def test_the_level_column_is_rounded_up(tmp_path):
     """A certificate's level bounds the probability that it is wrong: written, it may only grow."""
-    from smoothcert.files.tsv import CERTIFY_COLUMNS, ResultsFile
+    from smoothcert.storage.tsv import CERTIFY_COLUMNS, ResultsFile
 
     row = dict(idx=0, label=1, predict=1, radius=0.5, correct=True, time=0.1, pa_lower=0.9, pb_upper=0.1, alpha_prime=0.001,
                level=0.00012345641, samples=100)

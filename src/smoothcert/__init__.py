@@ -1,9 +1,9 @@
 """smoothcert: certified l2 robustness by randomized smoothing (Cohen et al.; Feng et al.).
 
 The package is built in floors, each importing only from those below it (docs/architecture.md):
-:mod:`~smoothcert.statistics` and :mod:`~smoothcert.files` (torch-free), :mod:`~smoothcert.analysis`
+:mod:`~smoothcert.statistics` and :mod:`~smoothcert.storage` (torch-free), :mod:`~smoothcert.analysis`
 (torch-free), :mod:`~smoothcert.data`, :mod:`~smoothcert.models` and :mod:`~smoothcert.runtime`,
-:mod:`~smoothcert.smoothing`, :mod:`~smoothcert.training`, :mod:`~smoothcert.runs`,
+:mod:`~smoothcert.smoothing`, :mod:`~smoothcert.training`, :mod:`~smoothcert.jobs`,
 :mod:`~smoothcert.studies`, and the command line :mod:`~smoothcert.cli`.
 
 The statistics are imported here; the names of the floors that need torch are loaded on first use.
@@ -33,9 +33,9 @@ LAZY = {
     "macer_loss": "smoothcert.training.methods.macer",
     "consistency_loss": "smoothcert.training.methods.consistency",
     "CertifySettings": "smoothcert.smoothing.certification",
-    "certify_dataset": "smoothcert.runs.evaluate",
-    "predict_dataset": "smoothcert.runs.evaluate",
-    "train_and_certify": "smoothcert.runs.pipeline",
+    "certify_dataset": "smoothcert.jobs.evaluate",
+    "predict_dataset": "smoothcert.jobs.evaluate",
+    "train_and_certify": "smoothcert.jobs.pipeline",
     "analyze_files": "smoothcert.analysis.report",
     "run_demo": "smoothcert.studies.demo",
     "run_study": "smoothcert.studies.reproduce",

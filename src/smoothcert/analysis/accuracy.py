@@ -23,7 +23,7 @@ import numpy as np
 from scipy import stats
 
 from smoothcert.statistics.certificates import ABSTAIN
-from smoothcert.validators import POSITIVE_INT, PROBABILITY
+from smoothcert.rules import POSITIVE_INT, PROBABILITY
 
 TABLE_RADII = tuple(round(0.25 * i, 2) for i in range(13))
 """0, 0.25, ..., 3.0: the radii of the paper's Table 1."""

@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from smoothcert.files.atomic import write_bytes_atomic
+from smoothcert.storage.atomic import write_bytes_atomic
 
 PLOT_STEP = 0.01
 """Radius step of the plotted curves."""

@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import special, stats
 
-from smoothcert.files.tsv import read_results
+from smoothcert.storage.tsv import read_results
 from smoothcert.statistics.grid import GridRule, GridRun, grid_radii
 
 

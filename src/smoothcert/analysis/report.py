@@ -13,9 +13,9 @@ import numpy as np
 from smoothcert.analysis.accuracy import DEFAULT_ALPHA, TABLE_RADII, Summary, certified_accuracy, check_levels, summarize
 from smoothcert.analysis.plots import PLOT_STEP, plot_curves
 from smoothcert.analysis.tables import csv_table, latex_table, markdown_table
-from smoothcert.files.atomic import write_text_atomic
-from smoothcert.files.tsv import read_results
-from smoothcert.validators import NON_NEGATIVE
+from smoothcert.storage.atomic import write_text_atomic
+from smoothcert.storage.tsv import read_results
+from smoothcert.rules import NON_NEGATIVE
 
 
 def file_labels(paths: Sequence[str | Path]) -> list[str]:

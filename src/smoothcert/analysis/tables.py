@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from smoothcert.analysis.accuracy import Summary
-from smoothcert.files.tsv import format_value
+from smoothcert.storage.tsv import format_value
 
 
 def table_columns(radii: Sequence[float]) -> list[str]:

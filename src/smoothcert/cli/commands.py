@@ -54,7 +54,7 @@ def _smoothed(args: argparse.Namespace, device, fast=None):
     """The smoothed classifier of ``--checkpoint``, the split to evaluate, and what the results
     file records about them."""
     from smoothcert.data import load_dataset
-    from smoothcert.runs.evaluate import source_record
+    from smoothcert.jobs.evaluate import source_record
     from smoothcert.smoothing.checkpoint import load_smoothed
     from smoothcert.smoothing.fast import apply_fast_options, describe
 
@@ -69,7 +69,7 @@ def _smoothed(args: argparse.Namespace, device, fast=None):
 
 
 def certify(args: argparse.Namespace) -> int:
-    from smoothcert.runs.evaluate import certify_dataset
+    from smoothcert.jobs.evaluate import certify_dataset
     from smoothcert.runtime.distributed import process_group
     from smoothcert.smoothing.certification import CertifySettings
 
@@ -85,7 +85,7 @@ def certify(args: argparse.Namespace) -> int:
 
 
 def predict(args: argparse.Namespace) -> int:
-    from smoothcert.runs.evaluate import predict_dataset
+    from smoothcert.jobs.evaluate import predict_dataset
     from smoothcert.runtime.distributed import refuse_under_torchrun, resolve_device
 
     refuse_under_torchrun("predict")
@@ -97,7 +97,7 @@ def predict(args: argparse.Namespace) -> int:
 
 
 def votes(args: argparse.Namespace) -> int:
-    from smoothcert.runs.votes import vote_dataset
+    from smoothcert.jobs.votes import vote_dataset
     from smoothcert.runtime.distributed import refuse_under_torchrun, resolve_device
 
     refuse_under_torchrun("votes")
@@ -109,7 +109,7 @@ def votes(args: argparse.Namespace) -> int:
 
 
 def merge(args: argparse.Namespace) -> int:
-    from smoothcert.runs.shards import merge_shards
+    from smoothcert.jobs.shards import merge_shards
 
     print(f"wrote {merge_shards(args.outfile, args.shards)}")
     return 0
@@ -131,7 +131,7 @@ def analyze(args: argparse.Namespace) -> int:
 
 def replay(args: argparse.Namespace) -> int:
     from smoothcert.analysis.replay import replay_log, replay_table
-    from smoothcert.validators import POSITIVE, POSITIVE_INT, PROBABILITY
+    from smoothcert.rules import POSITIVE, POSITIVE_INT, PROBABILITY
 
     POSITIVE.check("sigma", args.sigma)
     POSITIVE_INT.check("n", args.n)
@@ -174,7 +174,7 @@ def compare(args: argparse.Namespace) -> int:
 def paper(args: argparse.Namespace) -> int:
     from smoothcert.analysis.report import analyze_files
     from smoothcert.analysis.tables import markdown_table
-    from smoothcert.runs.pipeline import train_and_certify
+    from smoothcert.jobs.pipeline import train_and_certify
     from smoothcert.runtime.distributed import process_group
     from smoothcert.studies.paper import PAPER_LABELS, cell_certify_settings, cell_config
 

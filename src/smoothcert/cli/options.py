@@ -1,4 +1,4 @@
-"""Command-line options generated from settings dataclasses (:func:`smoothcert.validators.setting`):
+"""Command-line options generated from settings dataclasses (:func:`smoothcert.settings.setting`):
 a field's flags, type, choices, default and help text are those it declares, never restated."""
 
 from __future__ import annotations

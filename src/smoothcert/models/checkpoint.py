@@ -25,9 +25,9 @@ from typing import Any
 import torch
 
 from smoothcert.data import dataset_info
-from smoothcert.files.atomic import write_atomic
+from smoothcert.storage.atomic import write_atomic
 from smoothcert.models import build_model
-from smoothcert.validators import POSITIVE
+from smoothcert.rules import POSITIVE
 
 FORMAT = "smoothcert-checkpoint-2"
 REQUIRED = ("arch", "dataset", "num_classes", "sigma", "method", "hparams", "state_dict", "epoch")

@@ -14,7 +14,7 @@ the next batch. It changes where memory comes from, never what is computed, so r
 bit-identical. The price: a process keeps the peak of its heap instead of returning it to the
 system after a pass (the memory a batch needs, which it needed anyway). It is applied only on
 glibc (Linux), only when smoothcert runs a model on the CPU, and not at all with
-``SMOOTHCERT_KEEP_HEAP=0`` in the environment.
+``SMOOTHCERT_LEAVE_ALLOCATOR=1`` in the environment.
 """
 
 from __future__ import annotations
@@ -31,19 +31,19 @@ MMAP_THRESHOLD = 1 << 30
 """Allocations below 1 GiB come from the heap."""
 TRIM_THRESHOLD = (1 << 31) - 1
 """Up to 2 GiB of free memory at the top of the heap stays there (``mallopt`` takes an int)."""
-DISABLE = "SMOOTHCERT_KEEP_HEAP"
-"""Set this environment variable to ``0`` to leave the allocator alone."""
+LEAVE_ALLOCATOR = "SMOOTHCERT_LEAVE_ALLOCATOR"
+"""Set this environment variable to ``1`` to leave the allocator alone."""
 
 _applied: bool | None = None
 
 
 def keep_heap_memory() -> bool:
     """Raise glibc's mmap and trim thresholds once per process; returns whether they are raised
-    (False off glibc, when ``mallopt`` refuses, or when disabled by :data:`DISABLE`)."""
+    (False off glibc, when ``mallopt`` refuses, or when :data:`LEAVE_ALLOCATOR` is set to 1)."""
     global _applied
     if _applied is None:
         _applied = False
-        if os.environ.get(DISABLE, "1") != "0" and platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        if os.environ.get(LEAVE_ALLOCATOR, "0") != "1" and platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
             libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
             _applied = bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
     return _applied

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from smoothcert.validators import NON_NEGATIVE_INT
+from smoothcert.rules import NON_NEGATIVE_INT
 
 INIT, DATA_ORDER, TRAIN_NOISE, EVAL_NOISE, CERTIFY_NOISE, AUGMENT = range(6)
 """What a draw is for: the second key of every derived seed."""

@@ -5,7 +5,7 @@
 T-CERTIFY's options; early stopping) and returns, per input, each algorithm's certificate and the
 estimation samples it used. :class:`~smoothcert.smoothing.classifier.SmoothedClassifier`'s
 ``certify``, ``t_certify`` and ``certify_until`` and the dataset loop
-(:func:`smoothcert.runs.evaluate.certify_dataset`) all call it; the bounds themselves are
+(:func:`smoothcert.jobs.evaluate.certify_dataset`) all call it; the bounds themselves are
 computed by :mod:`smoothcert.statistics`.
 """
 
@@ -24,7 +24,8 @@ from smoothcert.statistics.certificates import (ABSTENTIONS, PAPER_GRID, PB_BOUN
 from smoothcert.statistics.grid import GridRule, GridRun, grid_radii, parse_radii
 from smoothcert.statistics.sequential import (EARLY_STOPS, SequenceTest, checkpoint_decision, checkpoint_plan,
                                               sequence_decision)
-from smoothcert.validators import NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, PROBABILITY, Rule, field_problems, optional, setting
+from smoothcert.rules import NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, PROBABILITY, Rule, optional
+from smoothcert.settings import field_problems, setting
 
 ALGORITHMS = {"certify": ("certify",), "tcertify": ("tcertify",), "both": ("certify", "tcertify"),
               "all": ("certify", "tcertify", "tcertify_paper")}
@@ -49,7 +50,7 @@ GRID_SPELLING = Rule(_names_a_grid, "must be 'auto' or a comma-separated increas
 @dataclass
 class CertifySettings:
     """How to certify: Cohen et al.'s n0, n, alpha; T-CERTIFY's options; early stopping; which
-    examples of a dataset. Each field carries its help text and rule (:mod:`smoothcert.validators`);
+    examples of a dataset. Each field carries its help text and rule (:mod:`smoothcert.rules`);
     ``smoothcert certify`` takes one option per field."""
 
     n0: int = setting(100, "selection samples (Cohen et al.'s N0)", SAMPLE_COUNT, flags=("--n0", "--N0"))

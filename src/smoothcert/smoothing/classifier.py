@@ -19,7 +19,7 @@ from smoothcert.smoothing.counting import count_phases
 from smoothcert.statistics.certificates import (PAPER_GRID, Abstention, Certificate, PbBound, Prediction, Selection,
                                                 predict_from_counts)
 from smoothcert.statistics.sequential import EarlyStop
-from smoothcert.validators import AT_LEAST_TWO, POSITIVE
+from smoothcert.rules import AT_LEAST_TWO, POSITIVE
 
 
 class SmoothedClassifier:

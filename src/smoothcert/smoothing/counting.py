@@ -12,7 +12,7 @@ import torch
 from numpy.typing import NDArray
 
 from smoothcert.runtime.allocator import keep_heap_memory
-from smoothcert.validators import POSITIVE_INT
+from smoothcert.rules import POSITIVE_INT
 
 NOISE_BLOCK = 100
 """Noise is drawn in blocks of this many samples, so that certificates do not depend on the

@@ -18,7 +18,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import special, stats
 from scipy.optimize import elementwise
 
-from smoothcert.validators import POSITIVE, POSITIVE_INT, PROBABILITY
+from smoothcert.rules import POSITIVE, POSITIVE_INT, PROBABILITY
 
 PB_UPPER_XATOL = 1e-12
 """Absolute accuracy of :func:`pb_upper` in ``p`` (the returned value is never below the root)."""

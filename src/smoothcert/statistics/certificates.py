@@ -29,7 +29,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.stats import binomtest
 
 from smoothcert.statistics import bounds
-from smoothcert.validators import POSITIVE, PROBABILITY, one_of
+from smoothcert.rules import POSITIVE, PROBABILITY, one_of
 
 ABSTAIN = -1
 """The label returned when an algorithm abstains."""

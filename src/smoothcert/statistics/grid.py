@@ -61,7 +61,7 @@ from scipy import special
 from smoothcert.statistics import bounds
 from smoothcert.statistics.certificates import ABSTAIN, Certificate
 from smoothcert.statistics.sequential import MIXTURE_PRIOR, AlphaSplit, final_count_needed
-from smoothcert.validators import AT_LEAST_ONE, POSITIVE, POSITIVE_INT, PROBABILITY
+from smoothcert.rules import AT_LEAST_ONE, POSITIVE, POSITIVE_INT, PROBABILITY
 
 
 def level_log_martingale(k: ArrayLike, t: ArrayLike, p: ArrayLike, prior: tuple[float, float] = MIXTURE_PRIOR) -> NDArray[np.float64]:

@@ -18,9 +18,9 @@ import numpy as np
 
 from smoothcert.analysis.tables import Row, render_markdown, table_columns
 from smoothcert.data import load_dataset
-from smoothcert.files.atomic import ensure_writable_folder, write_text_atomic
-from smoothcert.runs.evaluate import source_record
-from smoothcert.runs.votes import vote_dataset
+from smoothcert.storage.atomic import ensure_writable_folder, write_text_atomic
+from smoothcert.jobs.evaluate import source_record
+from smoothcert.jobs.votes import vote_dataset
 from smoothcert.runtime.distributed import resolve_device
 from smoothcert.smoothing.certification import CertifySettings
 from smoothcert.smoothing.checkpoint import load_smoothed

@@ -12,9 +12,9 @@ from typing import Any
 from smoothcert.analysis.accuracy import Summary, summarize
 from smoothcert.analysis.tables import markdown_table
 from smoothcert.data import load_dataset
-from smoothcert.files.atomic import ensure_writable_folder
-from smoothcert.files.tsv import read_results
-from smoothcert.runs.pipeline import train_and_certify
+from smoothcert.storage.atomic import ensure_writable_folder
+from smoothcert.storage.tsv import read_results
+from smoothcert.jobs.pipeline import train_and_certify
 from smoothcert.smoothing.certification import CertifySettings
 from smoothcert.statistics.bounds import cohen_radius, cp_lower
 from smoothcert.training.config import ADRE_CAP, TrainConfig, preset

@@ -15,9 +15,9 @@ import numpy as np
 
 from smoothcert.analysis.accuracy import summarize
 from smoothcert.analysis.tables import Row, mean_row
-from smoothcert.files.atomic import write_text_atomic
-from smoothcert.files.tsv import read_results
-from smoothcert.runs.pipeline import train_and_certify
+from smoothcert.storage.atomic import write_text_atomic
+from smoothcert.storage.tsv import read_results
+from smoothcert.jobs.pipeline import train_and_certify
 from smoothcert.smoothing.certification import CertifySettings
 from smoothcert.training.config import TrainConfig
 from smoothcert.training.diagnostics import TrainingDiverged

@@ -21,7 +21,7 @@ from smoothcert.analysis.accuracy import TABLE_RADII, summarize
 from smoothcert.analysis.plots import PLOT_STEP, plot_curves
 from smoothcert.analysis.tables import Row, render_latex, render_markdown, summary_values, table_columns
 from smoothcert.smoothing.certification import CertifySettings
-from smoothcert.files.atomic import ensure_writable_folder, write_text_atomic
+from smoothcert.storage.atomic import ensure_writable_folder, write_text_atomic
 from smoothcert.training.config import ADRE_CAP, preset
 from smoothcert.studies.finished_runs import Cell, RunResult, aggregate, run_seed
 

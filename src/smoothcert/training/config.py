@@ -10,8 +10,8 @@ from smoothcert.data import dataset_info
 from smoothcert.models import ARCHITECTURES
 from smoothcert.training.methods import REGISTRY, method_named
 from smoothcert.training.methods.macer import BETA, GAMMA
-from smoothcert.validators import (NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, SHARE, ZERO_OR_ONE, field_problems, optional,
-                                   setting)
+from smoothcert.rules import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, SHARE, ZERO_OR_ONE, optional
+from smoothcert.settings import field_problems, setting
 
 SCHEDULES = ("step", "cosine")
 ADRE_CAP = 6.9
@@ -22,7 +22,7 @@ probability of 0.001 (the demo's and the studies' capped cells)."""
 @dataclass
 class TrainConfig:
     """Everything a run depends on; stored in its checkpoints as ``hparams``. Each field carries
-    its help text and rule (:mod:`smoothcert.validators`); ``smoothcert train`` takes one option
+    its help text and rule (:mod:`smoothcert.rules`); ``smoothcert train`` takes one option
     per field but ``dataset`` (set by ``--preset``)."""
 
     dataset: str = setting("mnist", None)  # set by the preset: no option of its own

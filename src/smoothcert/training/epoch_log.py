@@ -8,7 +8,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from smoothcert.files.atomic import write_text_atomic
+from smoothcert.storage.atomic import write_text_atomic
 from smoothcert.training.diagnostics import EPOCH_STATS
 
 LOG_FIELDS = ("epoch", "lr", *EPOCH_STATS, "test_noisy_acc", "seconds")

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
 from smoothcert.data import DatasetInfo, dataset_info, load_dataset
-from smoothcert.files.atomic import ensure_writable_folder, remove_stale_temporaries
+from smoothcert.storage.atomic import ensure_writable_folder, remove_stale_temporaries
 from smoothcert.models import build_model
 from smoothcert.models.checkpoint import load_checkpoint, refuse_non_finite_weights, save_checkpoint
 from smoothcert.runtime.allocator import keep_heap_memory

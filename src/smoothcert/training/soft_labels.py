@@ -1,5 +1,5 @@
 """CAT-RS's target ``pi(x)``: the smoothed predictions of the training examples, read from the
-votes file ``smoothcert votes --split train`` writes (:mod:`smoothcert.runs.votes`)."""
+votes file ``smoothcert votes --split train`` writes (:mod:`smoothcert.jobs.votes`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from smoothcert.files.tsv import VOTES_COLUMNS, complete_lines
+from smoothcert.storage.tsv import VOTES_COLUMNS, complete_lines
 
 
 def read_votes(path: str | Path, dataset: str, size: int) -> np.ndarray:

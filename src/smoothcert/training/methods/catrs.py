@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from smoothcert.training.attacks import frozen, in_eval_mode, per_example_norm
 from smoothcert.training.methods.base import Method, StepInputs, by_sigma
 from smoothcert.training.objectives import LossParts, check_logits, perturbed_risk
-from smoothcert.validators import NON_NEGATIVE, POSITIVE, POSITIVE_INT
+from smoothcert.rules import NON_NEGATIVE, POSITIVE, POSITIVE_INT
 
 if TYPE_CHECKING:
     from smoothcert.training.config import TrainConfig

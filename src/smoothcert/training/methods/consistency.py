@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from smoothcert.training.methods.base import Method, StepInputs, by_sigma
 from smoothcert.training.objectives import LossParts, check_logits, perturbed_risk
-from smoothcert.validators import NON_NEGATIVE
+from smoothcert.rules import NON_NEGATIVE
 
 if TYPE_CHECKING:
     from smoothcert.training.config import TrainConfig

@@ -23,7 +23,7 @@ from smoothcert.training.attacks import frozen, in_eval_mode, per_example_norm
 from smoothcert.training.methods.base import Method, StepInputs
 from smoothcert.training.objectives import LossParts, adre_term, regularized_risk, smoothed_log_probs
 from smoothcert.training.schedules import attack_radius
-from smoothcert.validators import NON_NEGATIVE, NON_NEGATIVE_INT
+from smoothcert.rules import NON_NEGATIVE, NON_NEGATIVE_INT
 
 if TYPE_CHECKING:
     from smoothcert.training.config import TrainConfig

@@ -27,7 +27,7 @@ from smoothcert.training.methods.base import Method, StepInputs, by_sigma
 from smoothcert.training.methods.smoothadv import smoothed_attack_objective
 from smoothcert.training.objectives import LossParts, check_logits, perturbed_risk
 from smoothcert.training.schedules import mixup_weight
-from smoothcert.validators import NON_NEGATIVE, POSITIVE, POSITIVE_INT
+from smoothcert.rules import NON_NEGATIVE, POSITIVE, POSITIVE_INT
 
 if TYPE_CHECKING:
     from smoothcert.training.config import TrainConfig

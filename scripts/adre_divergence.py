@@ -3,10 +3,10 @@ under an ablation grid and reports, per run, when it diverged or collapsed and w
 divergence diagnostics ended (share of training examples with every noisy copy right, largest
 logit, ``l_adre``, accuracy under noise).
 
-    python studies/adre_divergence.py --out runs/divergence-mnist              # embedded digits
-    python studies/adre_divergence.py --out runs/divergence-cifar10 --dataset cifar10 --data-dir DATA \\
+    python scripts/adre_divergence.py --out runs/divergence-mnist              # embedded digits
+    python scripts/adre_divergence.py --out runs/divergence-cifar10 --dataset cifar10 --data-dir DATA \\
         --archs cifar_resnet20 --epochs 60 --lr-step 20
-    python studies/adre_divergence.py --out runs/control-mnist --lam 0      # the control: l_per alone
+    python scripts/adre_divergence.py --out runs/control-mnist --lam 0      # the control: l_per alone
 
 Every run lives in ``OUT/<cell>/seed<s>`` (``log.csv`` per epoch, checkpoint); a finished run is
 read back, an unfinished one resumed. Printed and written to ``OUT/summary.md``: one row per run.
@@ -19,7 +19,7 @@ import csv
 import itertools
 from pathlib import Path
 
-from smoothcert.files.atomic import write_text_atomic
+from smoothcert.storage.atomic import write_text_atomic
 from smoothcert.training.config import preset
 from smoothcert.training.diagnostics import COLLAPSE_SHARE, TrainingDiverged
 from smoothcert.training.loop import train

@@ -1,6 +1,6 @@
 """Per-epoch divergence diagnostics of training runs side by side, from their ``log.csv``.
 
-    python studies/plot_epochs.py OUT_STEM RUN_DIR[=LABEL] [RUN_DIR[=LABEL] ...]
+    python scripts/plot_epochs.py OUT_STEM RUN_DIR[=LABEL] [RUN_DIR[=LABEL] ...]
 
 Writes ``OUT_STEM.png`` and ``OUT_STEM.pdf``: five panels against the epoch (share of training
 examples with every noisy copy right, accuracy under noise on the training split, mean largest
@@ -20,7 +20,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from smoothcert.files.atomic import write_bytes_atomic  # noqa: E402
+from smoothcert.storage.atomic import write_bytes_atomic  # noqa: E402
 
 PANELS = (("all_correct", "examples with every copy right", False), ("train_noisy_acc", "training accuracy under noise", False),
           ("max_logit", "largest logit (mean)", True),

@@ -19,17 +19,17 @@ import torch.distributed as dist
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from smoothcert.files.atomic import write_text_atomic
+from smoothcert.storage.atomic import write_text_atomic
 from smoothcert.models.checkpoint import file_digest
-from smoothcert.runs.resume import leftover_shards, shard_path, writing
-from smoothcert.runs.shards import shard_of, shard_record
+from smoothcert.jobs.resume import leftover_shards, shard_path, writing
+from smoothcert.jobs.shards import shard_of, shard_record
 from smoothcert.runtime.allocator import heap_kept, keep_heap_memory
 from smoothcert.runtime.seeding import CERTIFY_STREAMS, input_generator, noise_fingerprint
 from smoothcert.smoothing.certification import ALGORITHMS, CertifySettings, certify_batch
 from smoothcert.smoothing.classifier import SmoothedClassifier
 from smoothcert.smoothing.counting import NonFiniteLogits, pass_size, refuse_oversized_pass
 from smoothcert.statistics.certificates import ABSTAIN, Certificate, predict_from_counts
-from smoothcert.files.tsv import CERTIFY_COLUMNS, PREDICT_COLUMNS, ResultsFile, complete_lines, completed_indices
+from smoothcert.storage.tsv import CERTIFY_COLUMNS, PREDICT_COLUMNS, ResultsFile, complete_lines, completed_indices
 
 def source_record(checkpoint: str | Path, dataset: str, split: str, device: torch.device | str) -> dict:
     """What a results file records about where its rows come from: the checkpoint (its path,
@@ -100,7 +100,7 @@ def certify_dataset(
 
     With ``resume``, an output that already holds rows is continued: examples already there are
     skipped, a partial last row (a run killed mid-write) is dropped, and the settings must agree
-    with those recorded beside it (:func:`smoothcert.runs.resume.writing`). Without it, an
+    with those recorded beside it (:func:`smoothcert.jobs.resume.writing`). Without it, an
     output that holds rows is refused; so is an output another run is writing.
 
     Inputs whose ``n0 + n`` samples are fewer than ``batch_size`` are certified several at a time,
@@ -110,7 +110,7 @@ def certify_dataset(
     the selected examples ``rank, rank + world, ...`` into a shard file beside each output, and
     process 0 merges the shards, sorted by ``idx``, once every process is done. With ``shard``
     ``"K/N"`` (an independent job, no process group), only the ``K``-th of every ``N`` selected
-    examples is certified (:mod:`smoothcert.runs.shards`; ``smoothcert merge`` joins the files).
+    examples is certified (:mod:`smoothcert.jobs.shards`; ``smoothcert merge`` joins the files).
 
     Beside each TSV, ``<TSV>.json`` records the settings, sigma, the version of the per-input noise
     streams (:data:`~smoothcert.runtime.seeding.CERTIFY_STREAMS`), ``metadata`` (the checkpoint's
@@ -193,7 +193,7 @@ def _certify_rows(smoothed: SmoothedClassifier, dataset: Dataset, todo: list[int
 
 def _prepare_on_first(writer: ExitStack, paths, record: dict, resume: bool, rank: int, world: int, selected: list[int]) -> None:
     """Process 0 becomes the writer of ``paths`` until ``writer`` closes
-    (:func:`smoothcert.runs.resume.writing`); its refusal is raised on every process."""
+    (:func:`smoothcert.jobs.resume.writing`); its refusal is raised on every process."""
     problem = None
     if rank == 0:
         try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from smoothcert.data import load_dataset
-from smoothcert.runs.evaluate import certify_dataset, source_record
+from smoothcert.jobs.evaluate import certify_dataset, source_record
 from smoothcert.runtime.distributed import Distributed, local
 from smoothcert.smoothing.certification import CertifySettings
 from smoothcert.smoothing.checkpoint import load_smoothed
@@ -18,7 +18,7 @@ def train_and_certify(config: TrainConfig, certify: CertifySettings, progress: b
                       env: Distributed | None = None) -> dict[str, Path]:
     """Train ``config`` (resuming from ``out_dir/checkpoint.pt`` when it exists), then certify
     the test split into ``out_dir/certify.tsv`` (one file per algorithm, see
-    :func:`smoothcert.runs.evaluate.output_paths`; resumed when they hold rows made with the same
+    :func:`smoothcert.jobs.evaluate.output_paths`; resumed when they hold rows made with the same
     checkpoint and settings, refused when those differ); returns the TSVs by algorithm. Under
     ``torchrun``, pass the entry point's process group as ``env``: both steps are then shared
     between the processes. Raises :class:`smoothcert.training.diagnostics.TrainingDiverged` when

@@ -14,7 +14,7 @@ from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Context, Decimal
 from pathlib import Path
 from typing import Any, Sequence
 
-from smoothcert.files.atomic import write_text_atomic
+from smoothcert.storage.atomic import write_text_atomic
 
 CERTIFY_COLUMNS = ("idx", "label", "predict", "radius", "correct", "time", "pa_lower", "pb_upper", "alpha_prime", "level", "samples")
 PREDICT_COLUMNS = ("idx", "label", "predict", "correct", "time", "pvalue")

@@ -16,10 +16,10 @@ import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
-from smoothcert.files.atomic import write_text_atomic
-from smoothcert.files.tsv import complete_lines
-from smoothcert.runs.resume import INFORMATIONAL, settings_path, writing
-from smoothcert.validators import Rule
+from smoothcert.storage.atomic import write_text_atomic
+from smoothcert.storage.tsv import complete_lines
+from smoothcert.jobs.resume import INFORMATIONAL, settings_path, writing
+from smoothcert.rules import Rule
 
 SHARD_PATTERN = re.compile(r"^([1-9][0-9]*)/([1-9][0-9]*)$")
 

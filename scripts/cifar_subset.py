@@ -3,7 +3,7 @@
 and the test batch unchanged. A network fits a few hundred images in minutes on a CPU, so the
 regime in which most training examples have all k noisy copies right is reached quickly.
 
-    python studies/cifar_subset.py --data-dir DATA --per-class 50 --out runs/cifar10-500
+    python scripts/cifar_subset.py --data-dir DATA --per-class 50 --out runs/cifar10-500
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from smoothcert.data.cifar10 import TRAIN_FILES, batches_folder, read_batch
-from smoothcert.files.atomic import write_bytes_atomic
+from smoothcert.storage.atomic import write_bytes_atomic
 
 
 def first_per_class(labels: np.ndarray, per_class: int) -> np.ndarray:

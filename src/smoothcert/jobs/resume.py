@@ -19,9 +19,9 @@ from pathlib import Path
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
 
-from smoothcert.files.atomic import refuse_special, write_text_atomic
-from smoothcert.files.lock import exclusive
-from smoothcert.files.tsv import CERTIFY_COLUMNS, PREDICT_COLUMNS, VOTES_COLUMNS, parse_row
+from smoothcert.storage.atomic import refuse_special, write_text_atomic
+from smoothcert.storage.lock import exclusive
+from smoothcert.storage.tsv import CERTIFY_COLUMNS, PREDICT_COLUMNS, VOTES_COLUMNS, parse_row
 
 INFORMATIONAL = frozenset({"batch_size", "max_count", "selection_size", "checkpoint", "device", "world", "versions", "keep_heap"})
 
@@ -124,7 +124,7 @@ def _check_resumable(path: Path, record: dict[str, Any], selected: set[int] | No
 
 @contextmanager
 def writing(paths: Iterable[Path], record: dict[str, Any], resume: bool, selected: Iterable[int] | None = None) -> Iterator[None]:
-    """The block is the one writer of the results files ``paths`` (:func:`smoothcert.files.lock.exclusive`),
+    """The block is the one writer of the results files ``paths`` (:func:`smoothcert.storage.lock.exclusive`),
     which are checked and prepared first: a file that already holds rows is continued only with
     ``resume`` and only if its recorded settings agree with ``record`` (a ``ValueError`` names
     each difference), and only if each of its rows is one this run would write (``selected``: the

@@ -12,13 +12,13 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from smoothcert.files.tsv import VOTES_COLUMNS, ResultsFile
-from smoothcert.runs.evaluate import naming_examples, selected_indices
-from smoothcert.runs.resume import writing
-from smoothcert.runs.shards import shard_of, shard_record
+from smoothcert.storage.tsv import VOTES_COLUMNS, ResultsFile
+from smoothcert.jobs.evaluate import naming_examples, selected_indices
+from smoothcert.jobs.resume import writing
+from smoothcert.jobs.shards import shard_of, shard_record
 from smoothcert.runtime.seeding import CERTIFY_STREAMS, input_generator
 from smoothcert.smoothing.classifier import SmoothedClassifier
-from smoothcert.validators import NON_NEGATIVE_INT, POSITIVE_INT
+from smoothcert.rules import NON_NEGATIVE_INT, POSITIVE_INT
 
 
 def vote_dataset(smoothed: SmoothedClassifier, dataset: Dataset, outfile: str | Path, n: int, batch_size: int = 1000, seed: int = 0,
@@ -26,7 +26,7 @@ def vote_dataset(smoothed: SmoothedClassifier, dataset: Dataset, outfile: str | 
     """Write the votes of every example of ``dataset`` over ``n`` noisy copies to ``outfile``
     (the noise of example ``idx`` from (seed, idx), as certification draws it); with ``resume``,
     examples already there are skipped; with ``shard`` ``"K/N"``, only the ``K``-th of every ``N``
-    examples is voted on (:mod:`smoothcert.runs.shards`)."""
+    examples is voted on (:mod:`smoothcert.jobs.shards`)."""
     POSITIVE_INT.check("n", n)
     POSITIVE_INT.check("batch_size", batch_size)
     NON_NEGATIVE_INT.check("seed", seed)

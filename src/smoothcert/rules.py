@@ -1,14 +1,13 @@
-"""Every rule a setting is checked against, each with its one wording, and the settings fields that
-carry their rule and help text (torch-free).
+"""Every rule a setting is checked against, each with its one wording (torch-free).
 
-A settings dataclass declares each field with :func:`setting`; :func:`field_problems` checks every
-field against its rule, and the command line (:mod:`smoothcert.cli.options`) builds its options
-from the same fields, so a setting's default, help text and check are written once.
+A rule is a check and the words that say what was expected: ``sigma must be a positive finite
+number, got -1``. Settings dataclasses attach a rule to each field
+(:func:`smoothcert.settings.setting`); functions that take a scalar from a user check it with
+``RULE.check(name, value)`` where it enters.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from numbers import Integral, Real
@@ -65,26 +64,3 @@ def one_of(choices: Sequence[str]) -> Rule:
 def optional(rule: Rule) -> Rule:
     """None (off), or a value that satisfies ``rule``."""
     return Rule(lambda v: v is None or rule.holds(v), f"{rule.wording} (or be left out)")
-
-
-def setting(default: Any = dataclasses.MISSING, help: str | None = None, rule: Rule | None = None, *,
-            flags: Sequence[str] = (), choices: Sequence[str] | None = None, factory: Callable[[], Any] | None = None) -> Any:
-    """A dataclass field with its help text, its rule (``choices`` implies :func:`one_of`) and the
-    command-line flags that set it (default: ``--name-with-dashes``)."""
-    if choices is not None and rule is None:
-        rule = one_of(choices)
-    metadata = {"help": help, "rule": rule, "flags": tuple(flags), "choices": choices}
-    if factory is not None:
-        return dataclasses.field(default_factory=factory, metadata=metadata)
-    return dataclasses.field(default=default, metadata=metadata)
-
-
-def field_problems(settings: Any) -> list[str]:
-    """Each field of the dataclass instance ``settings`` whose value breaks its rule, worded."""
-    problems = []
-    for item in dataclasses.fields(settings):
-        rule = item.metadata.get("rule")
-        problem = rule.problem(item.name, getattr(settings, item.name)) if rule is not None else None
-        if problem is not None:
-            problems.append(problem)
-    return problems
