@@ -1,6 +1,6 @@
 """One home per training method: every method of the registry is a module of
-smoothcert.training.methods with its description and a README row, and nothing outside those
-modules branches on a method's name."""
+smoothcert.training.methods with its description and a row in the methods table of
+docs/guide/training.md, and nothing outside those modules branches on a method's name."""
 
 import re
 from pathlib import Path
@@ -14,11 +14,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("name", list(REGISTRY))
-def test_every_method_has_its_module_its_description_and_its_readme_row(name):
+def test_every_method_has_its_module_its_description_and_its_row_in_the_training_guide(name):
     method = REGISTRY[name]
     assert method.name == name and (ROOT / "src" / "smoothcert" / "training" / "methods" / f"{name}.py").is_file()
     assert method.description and "\n" not in method.description
-    assert f"| `{name}` |" in (ROOT / "README.md").read_text()
+    assert f"| `{name}` |" in (ROOT / "docs" / "guide" / "training.md").read_text()
     assert method.description in TrainConfig.__dataclass_fields__["method"].metadata["help"]  # train -h lists it
 
 
