@@ -62,7 +62,7 @@ class CertifySettings:
                           ".tcertify.tsv; all: also the paper's exact T-CERTIFY (--selection paper --pb-bound sum) in "
                           ".tcertify_paper.tsv", choices=METHODS)
     grid: Sequence[float] = setting(PAPER_GRID, "T-CERTIFY's alpha'/alpha grid", GRID)
-    selection: str = setting("corrected", "how T-CERTIFY's best split stays valid (see README)", choices=SELECTIONS)
+    selection: str = setting("corrected", "how T-CERTIFY's best split stays valid (docs/guide/guarantees.md)", choices=SELECTIONS)
     abstain: str = setting("half", "when T-CERTIFY abstains", choices=ABSTENTIONS)
     pb_bound: str = setting("max", "T-CERTIFY's bound on pB: max (Clopper-Pearson on the largest other count, never looser) or "
                             "sum (eq. 14; with --selection paper, the paper's algorithm exactly)", choices=PB_BOUNDS)

@@ -2,7 +2,7 @@
 by sigma with their sources, its checks and its one-line description (:class:`base.Method`).
 
 To add a method: a module here with a :class:`~smoothcert.training.methods.base.Method` subclass
-and ``METHOD = ...``, its name in :data:`REGISTRY` below, its tests, and a README row."""
+and ``METHOD = ...``, its name in :data:`REGISTRY` below, its tests, and a row of the methods table in docs/guide/training.md (docs/architecture.md, "How to add")."""
 
 from __future__ import annotations
 
