@@ -146,3 +146,15 @@ def test_train_help_shows_each_default_and_the_presets_that_change_it(capsys):
     assert "epochs between learning-rate drops (step) [default 10; cifar10 50]" in shown
     assert "SGD momentum [default 0.9; imagenet 0.875]" in shown
     assert f"[default {TrainConfig.epochs}; cifar10 {PRESETS['cifar10']['epochs']}, imagenet {PRESETS['imagenet']['epochs']}]" in shown
+
+
+@pytest.mark.parametrize("command,names", [("paper", ["sigma", "lam", "data_dir", "device", "workers"]),
+                                           ("certify", ["data_dir", "device"]), ("votes", ["data_dir", "device"])])
+def test_options_of_a_training_setting_carry_its_declared_help(capsys, command, names):
+    from smoothcert.training.config import TrainConfig
+
+    with pytest.raises(SystemExit):
+        main([command, "-h"])
+    shown = " ".join(capsys.readouterr().out.split())
+    for name in names:
+        assert TrainConfig.__dataclass_fields__[name].metadata["help"] in shown, name

@@ -35,11 +35,13 @@ def _with_defaults(help: str | None, name: str, default: Any, presets: dict[str,
 
 
 def add_options(parser: argparse._ActionsContainer, settings: type, names: Sequence[str] | None = None, *,
-                defaults: dict[str, Any] | None = None, unset: bool = False, presets: dict[str, dict[str, Any]] | None = None) -> None:
+                defaults: dict[str, Any] | None = None, unset: bool = False, presets: dict[str, dict[str, Any]] | None = None,
+                required: Sequence[str] = (), notes: dict[str, str] | None = None) -> None:
     """One option per field of the dataclass ``settings`` (those in ``names``, default every field
     with help text). Defaults are the fields' own, or ``defaults[name]``; with ``unset``, options left
-    out are None, so that the caller keeps only what the user gave (e.g. over a preset), and the
-    help shows the default and what each of ``presets`` (name: the values it changes) sets instead."""
+    out are None, so that the caller keeps only what the user gave (e.g. over a preset). With
+    ``presets`` (name: the values it changes), the help shows the default and what each preset sets
+    instead; ``required`` options must be given; ``notes[name]`` is added to a field's help."""
     hints = typing.get_type_hints(settings)
     chosen = set(names) if names is not None else None
     for item in dataclasses.fields(settings):
@@ -48,8 +50,14 @@ def add_options(parser: argparse._ActionsContainer, settings: type, names: Seque
         flags = item.metadata.get("flags") or ("--" + item.name.replace("_", "-"),)
         default = (defaults or {}).get(item.name, item.default if item.default is not dataclasses.MISSING else item.default_factory())
         kind, several = _kind(hints[item.name])
-        shown = _with_defaults(item.metadata.get("help"), item.name, default, presets) if unset else item.metadata.get("help")
+        shown = item.metadata.get("help")
+        if shown is not None and item.name in (notes or {}):
+            shown = f"{shown}; {notes[item.name]}"
+        if presets is not None:
+            shown = _with_defaults(shown, item.name, default, presets)
         options: dict[str, Any] = {"dest": item.name, "help": shown}
+        if item.name in required:
+            options["required"] = True
         if kind is bool:
             options.update(action="store_true", default=None if unset else default)
         else:

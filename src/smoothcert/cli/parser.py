@@ -43,7 +43,11 @@ def _add_train(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_selection(parser: argparse.ArgumentParser) -> None:
-    """What ``certify`` and ``predict`` read and write."""
+    """What ``certify``, ``predict`` and ``votes`` read and write. ``--sigma`` here is not the
+    training setting: it overrides the noise level a checkpoint records (or gives the one a
+    released checkpoint does not record)."""
+    from smoothcert.training.config import TrainConfig
+
     parser.add_argument("--checkpoint", required=True,
                         help="a checkpoint written by smoothcert train, or one released by Cohen et al. or Salman et al.")
     parser.add_argument("--sigma", type=float,
@@ -53,8 +57,7 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--outfile", required=True, help="the TSV to write; OUTFILE.json beside it records the settings")
     parser.add_argument("--resume", action="store_true", help="continue OUTFILE if it holds rows (the settings must match its OUTFILE.json)")
     parser.add_argument("--split", default="test", choices=["train", "test"])
-    parser.add_argument("--data-dir", help="dataset folder, if the checkpoint's dataset is read from one")
-    parser.add_argument("--device", help="default: cuda if available")
+    add_options(parser, TrainConfig, ["data_dir", "device"])
     parser.add_argument("--shard", help="K/N: this job takes the K-th of every N selected examples, as one of N independent jobs "
                         "(a Slurm job array; no process group); smoothcert merge joins their files")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -137,13 +140,13 @@ def _add_compare(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_paper(parser: argparse.ArgumentParser) -> None:
+    from smoothcert.training.config import TrainConfig
+
     parser.add_argument("dataset", choices=["cifar10", "imagenet"])
-    parser.add_argument("--sigma", type=float, required=True)
-    parser.add_argument("--lam", type=float, help="ADRE_REG's lambda; leave out for the Basic row")
-    parser.add_argument("--data-dir", required=True)
+    add_options(parser, TrainConfig, ["sigma", "lam", "data_dir", "device", "workers"], unset=True, required=("sigma", "data_dir"),
+                notes={"lam": "leave out for the Basic row (ADRE_REG's lambda of the cell otherwise)",
+                       "workers": "default: the preset's"})
     parser.add_argument("--out-dir", help="default: runs/paper/DATASET-sSIGMA-(basic|lLAM)")
-    parser.add_argument("--device")
-    parser.add_argument("--workers", type=int)
     parser.add_argument("--quiet", action="store_true")
 
 
