@@ -34,7 +34,7 @@ def rule_checks(monkeypatch):
     dict(method="macer", k=2, lam=1.0),
     dict(method="consistency", k=2, lam=10.0),
     dict(method="smoothmix", k=2, mix_steps=1, mix_start=1),
-])
+], ids=lambda overrides: overrides["method"])
 def test_a_training_step_checks_no_setting(tmp_path, colour_digits, rule_checks, monkeypatch, overrides):
     checks_per_step = []
     original_step = loop.training_step
@@ -60,7 +60,7 @@ def smoothed(checkpoint):
     return load_smoothed(checkpoint)[0]
 
 
-@pytest.mark.parametrize("extra", [dict(method="both"), dict(target_radius=0.25), dict(radii="auto")])
+@pytest.mark.parametrize("extra", [dict(method="both"), dict(target_radius=0.25), dict(radii="auto")], ids=["both", "early", "grid"])
 def test_certifying_more_batches_checks_no_setting_again(tmp_path, smoothed, rule_checks, extra):
     digits = load_dataset("mnist", "test")
     counted = {}
