@@ -109,7 +109,7 @@ def checkpoint_wrong_rate(p_top, target, trials, n, alpha, per_stage_alpha=None,
     """Two classes, P(top) = p_top: rate of certificates with a radius above the tight radius
     sigma * Phi^-1(p_top), with early stopping at the plan's checkpoints. ``per_stage_alpha``
     replaces the plan's levels by one level at every checkpoint (the naive, invalid scheme)."""
-    plan = checkpoint_plan(n, alpha)
+    plan = checkpoint_plan(n, alpha, stages=5)
     if per_stage_alpha is not None:
         plan = CheckpointPlan(plan.checkpoints, (per_stage_alpha,) * len(plan.checkpoints))
     rng = np.random.default_rng(seed)

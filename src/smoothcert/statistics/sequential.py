@@ -190,7 +190,7 @@ class CheckpointPlan:
     levels: tuple[float, ...]
 
 
-def checkpoint_plan(n: int, alpha: float, stages: int = 5, final_share: float = 0.5, block: int = 100) -> CheckpointPlan:
+def checkpoint_plan(n: int, alpha: float, stages: int, final_share: float = 0.5, block: int = 100) -> CheckpointPlan:
     """Checkpoints at ``n / 2^(stages - 1), ..., n / 2, n`` (rounded up to multiples of ``block``,
     so that the samples up to a checkpoint are a prefix of a full-``n`` run's samples); the last
     checkpoint gets ``final_share * alpha`` and the others share the rest equally."""
