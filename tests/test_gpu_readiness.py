@@ -106,7 +106,7 @@ def test_a_training_resumed_on_another_noise_source_is_refused(tmp_path, monkeyp
     path = loop.train(config, progress=False)
     assert load_checkpoint(path)["noise"] == "cpu"
     longer = preset("mnist", sigma=0.5, epochs=2, out_dir=str(tmp_path / "run"), device="cpu")
-    assert loop._resumed_state(longer, path, True, torch.device("cpu"))["epoch"] == 1
+    assert loop.resumed_state(longer, path, True, torch.device("cpu"))["epoch"] == 1
     monkeypatch.setattr(loop, "noise_source", lambda device: "cuda (NVIDIA H100 80GB HBM3, 132 SMs x 2048 threads)")
     with pytest.raises(ValueError, match="its training noise was drawn on cpu, this run would draw it on cuda"):
-        loop._resumed_state(longer, path, True, torch.device("cpu"))
+        loop.resumed_state(longer, path, True, torch.device("cpu"))

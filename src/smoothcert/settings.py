@@ -52,6 +52,8 @@ def place_fields(settings: type) -> frozenset[str]:
 def declared_defaults(settings: type) -> dict[str, Any]:
     """The declared default of every field of ``settings``: what a record written before a
     setting existed is read with. A setting added later is declared with the default that
-    reproduces what runs did before it (``tests/test_settings.py`` holds each to it)."""
+    reproduces what runs did before it (``tests/test_settings.py`` holds each to it). A field
+    without a default (one every record holds) has none here."""
     return {item.name: item.default if item.default is not dataclasses.MISSING else item.default_factory()
-            for item in dataclasses.fields(settings)}
+            for item in dataclasses.fields(settings)
+            if item.default is not dataclasses.MISSING or item.default_factory is not dataclasses.MISSING}

@@ -42,6 +42,18 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
+def train_denoiser(args: argparse.Namespace) -> int:
+    from smoothcert.denoising.config import DenoiserConfig
+    from smoothcert.denoising.loop import train_denoiser as train_the_denoiser
+    from smoothcert.runtime.distributed import process_group
+
+    config = DenoiserConfig(**chosen_values(args, DenoiserConfig)).validate()
+    with process_group(config.device) as env:
+        path = train_the_denoiser(config, resume=args.resume, progress=not args.quiet, env=env)
+    print(f"checkpoint: {path}")
+    return 0
+
+
 def _fast_options(args: argparse.Namespace, device):
     from smoothcert.smoothing.fast import FastOptions
 
@@ -189,6 +201,6 @@ def paper(args: argparse.Namespace) -> int:
     return 0
 
 
-RUN = {"demo": demo, "train": train, "certify": certify, "predict": predict, "votes": votes, "merge": merge, "analyze": analyze,
+RUN = {"demo": demo, "train": train, "train-denoiser": train_denoiser, "certify": certify, "predict": predict, "votes": votes, "merge": merge, "analyze": analyze,
        "replay": replay, "reproduce": reproduce, "compare": compare, "paper": paper}
 """The function of each command."""

@@ -10,6 +10,8 @@ import types
 import typing
 from typing import Any, Sequence
 
+from smoothcert.settings import declared_defaults
+
 
 def _kind(annotation: Any) -> tuple[type, bool]:
     """The element type of a field's annotation, and whether it takes several values."""
@@ -48,7 +50,7 @@ def add_options(parser: argparse._ActionsContainer, settings: type, names: Seque
         if (chosen is None and item.metadata.get("help") is None) or (chosen is not None and item.name not in chosen):
             continue
         flags = item.metadata.get("flags") or ("--" + item.name.replace("_", "-"),)
-        default = (defaults or {}).get(item.name, item.default if item.default is not dataclasses.MISSING else item.default_factory())
+        default = (defaults or {}).get(item.name, declared_defaults(settings).get(item.name))
         kind, several = _kind(hints[item.name])
         shown = item.metadata.get("help")
         if shown is not None and item.name in (notes or {}):
@@ -56,7 +58,7 @@ def add_options(parser: argparse._ActionsContainer, settings: type, names: Seque
         if presets is not None:
             shown = _with_defaults(shown, item.name, default, presets)
         options: dict[str, Any] = {"dest": item.name, "help": shown}
-        if item.name in required:
+        if item.name in required or item.name not in declared_defaults(settings):
             options["required"] = True
         if kind is bool:
             options.update(action="store_true", default=None if unset else default)

@@ -42,6 +42,14 @@ def _add_train(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true")
 
 
+def _add_train_denoiser(parser: argparse.ArgumentParser) -> None:
+    from smoothcert.denoising.config import DenoiserConfig
+
+    add_options(parser, DenoiserConfig)
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out-dir")
+    parser.add_argument("--quiet", action="store_true")
+
+
 def _add_selection(parser: argparse.ArgumentParser) -> None:
     """What ``certify``, ``predict`` and ``votes`` read and write. ``--sigma`` here is not the
     training setting: it overrides the noise level a checkpoint records (or gives the one a
@@ -153,6 +161,7 @@ def _add_paper(parser: argparse.ArgumentParser) -> None:
 COMMANDS = {
     "demo": ("train Basic and ADRE_REG on the embedded MNIST digits, certify, print the table", _add_demo),
     "train": ("train a base classifier", _add_train),
+    "train-denoiser": ("train a denoiser for a frozen classifier (denoised smoothing); certify its checkpoint", _add_train_denoiser),
     "certify": ("certify a dataset split with CERTIFY and/or T-CERTIFY", _add_certify),
     "predict": ("Cohen et al.'s PREDICT over a dataset split", _add_predict),
     "votes": ("the smoothed prediction (votes over n noisy copies) of every example of a split, for CAT-RS", _add_votes),

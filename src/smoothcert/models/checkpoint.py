@@ -30,6 +30,8 @@ import torch
 from smoothcert.data import dataset_info
 from smoothcert.storage.atomic import write_atomic
 from smoothcert.models import build_model
+from smoothcert.models.denoised import DenoisedClassifier
+from smoothcert.models.dncnn import DnCNN
 from smoothcert.rules import POSITIVE
 
 FORMAT = "smoothcert-checkpoint-3"
@@ -38,16 +40,31 @@ READ_FORMATS = ("smoothcert-checkpoint-2", FORMAT)
 REQUIRED = ("num_classes", "hparams", "state_dict", "epoch")
 NAMED = ("arch", "dataset", "sigma", "method")
 """The settings of ``hparams`` that the loaded entries also name at the top level."""
+DENOISER_FORMAT = "smoothcert-denoiser-1"
+"""A denoiser trained for a frozen classifier (``smoothcert train-denoiser``): ``hparams`` (the
+denoiser's settings, the classifier's path among them), ``classifier_sha256``, ``dataset``,
+``num_classes``, the denoiser's ``state_dict``, ``epoch``, ``optimizer``, ``scheduler``."""
+DENOISER_REQUIRED = ("hparams", "classifier_sha256", "dataset", "num_classes", "state_dict", "epoch")
 PUBLISHED_DATASETS = {"cifar_resnet20": "cifar10", "cifar_resnet110": "cifar10", "resnet50": "imagenet"}
 """The dataset each architecture of the released checkpoints was trained on."""
 
 
 def save_checkpoint(path: str | Path, **entries: Any) -> Path:
-    """Write ``entries`` (at least :data:`REQUIRED`, with :data:`NAMED` in ``hparams``) atomically."""
+    """Write a classifier's ``entries`` (at least :data:`REQUIRED`, with :data:`NAMED` in
+    ``hparams``) atomically."""
     missing = [key for key in REQUIRED if key not in entries] + [f"hparams[{key!r}]" for key in NAMED if key not in entries.get("hparams", {})]
+    return _save(path, FORMAT, missing, entries)
+
+
+def save_denoiser_checkpoint(path: str | Path, **entries: Any) -> Path:
+    """Write a denoiser's ``entries`` (at least :data:`DENOISER_REQUIRED`) atomically."""
+    return _save(path, DENOISER_FORMAT, [key for key in DENOISER_REQUIRED if key not in entries], entries)
+
+
+def _save(path: str | Path, format: str, missing: list[str], entries: dict[str, Any]) -> Path:
     if missing:
         raise ValueError(f"a checkpoint needs {', '.join(missing)}")
-    return write_atomic(path, "wb", lambda stream: torch.save({"format": FORMAT, **entries}, stream))
+    return write_atomic(path, "wb", lambda stream: torch.save({"format": format, **entries}, stream))
 
 
 def _check_integrity(path: Path) -> None:
@@ -95,6 +112,11 @@ def _read(path: str | Path, map_location: str | torch.device) -> dict[str, Any]:
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint`, refusing anything that is not one."""
     entries = _read(path, map_location)
+    if entries.get("format") == DENOISER_FORMAT:
+        missing = [key for key in DENOISER_REQUIRED if key not in entries]
+        if missing:
+            raise ValueError(f"{path} lacks {', '.join(missing)}; it is not a complete smoothcert denoiser checkpoint")
+        return entries
     if entries.get("format") not in READ_FORMATS:
         raise ValueError(f"{path} is not a smoothcert checkpoint (expected a dict with format {FORMAT!r}, got "
                          f"{entries.get('format')!r})")
@@ -178,6 +200,8 @@ def load_classifier(
     if dataset is not None:
         dataset_info(dataset)  # refuses an unknown name
     entries = _read(path, device)
+    if entries.get("format") == DENOISER_FORMAT:
+        return _denoised(load_checkpoint(path, device), path, device, sigma, dataset)
     if entries.get("format") in READ_FORMATS:
         entries = _named(entries, path)
         if dataset is not None and dataset != entries["dataset"]:
@@ -192,6 +216,9 @@ def load_classifier(
         raise ValueError(f"{path} holds a classifier over {entries['num_classes']} classes, but {info.name} has {info.num_classes}")
     if sigma is not None:
         entries["sigma"] = sigma
+    if entries["sigma"] == 0:
+        raise ValueError(f"{path} was trained without noise (sigma 0): give the noise level to smooth it at (--sigma), or put a "
+                         "denoiser in front of it (smoothcert train-denoiser)")
     if entries["sigma"] is None:
         raise ValueError(f"{path} is in the layout of Cohen et al.'s released models, which do not record sigma: give the noise "
                          "level it was trained at (--sigma; e.g. 0.25 for a model from a folder noise_0.25)")
@@ -200,3 +227,33 @@ def load_classifier(
     model = build_model(entries["arch"], entries["num_classes"], info.mean, info.std)
     _fit(model, entries["state_dict"], path, entries["arch"], entries["num_classes"])
     return model.to(device).eval(), entries
+
+
+def classifier_of(denoiser_entries: dict[str, Any], path: Path) -> Path:
+    """The checkpoint of the classifier a denoiser serves, refused when it is missing or is no
+    longer the file the denoiser was trained for (its SHA-256 differs)."""
+    classifier = Path(denoiser_entries["hparams"]["classifier"])
+    if not classifier.is_file():
+        raise FileNotFoundError(f"{path} is a denoiser for the classifier {classifier}, which is not there; put the classifier back "
+                                "or retrain the denoiser")
+    if file_digest(classifier) != denoiser_entries["classifier_sha256"]:
+        raise ValueError(f"{path} is a denoiser for {classifier}, but that file has changed since (its SHA-256 differs); retrain "
+                         "the denoiser for the classifier as it is now")
+    return classifier
+
+
+def _denoised(entries: dict[str, Any], path: Path, device: str | torch.device, sigma: float | None,
+              dataset: str | None) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The denoiser of ``entries`` in front of the frozen classifier it was trained for, and the
+    pair's entries (``arch`` ``dncnn+<classifier's>``, the classifier's dataset and classes, the
+    denoiser's sigma unless ``sigma`` is given)."""
+    hparams = entries["hparams"]
+    classifier, inner = load_classifier(classifier_of(entries, path), device, sigma=hparams["sigma"], dataset=dataset)
+    info = dataset_info(inner["dataset"])
+    denoiser = DnCNN(info.input_shape[0], hparams["depth"], hparams["width"])
+    refuse_non_finite_weights(entries["state_dict"], path)
+    _fit(denoiser, entries["state_dict"], path, f"DnCNN of depth {hparams['depth']} and width {hparams['width']}", inner["num_classes"])
+    named = {"arch": f"dncnn+{inner['arch']}", "dataset": inner["dataset"], "num_classes": inner["num_classes"],
+             "sigma": hparams["sigma"] if sigma is None else sigma, "method": f"denoiser ({hparams['objective']})"}
+    POSITIVE.check("sigma", named["sigma"])
+    return DenoisedClassifier(denoiser, classifier).to(device).eval(), {**entries, **named, "classifier": inner}

@@ -132,9 +132,11 @@ how many epochs in all (with the cosine schedule, the rate of the epochs still t
 the new total)."""
 
 
-def _resumed_state(config: TrainConfig, checkpoint_path: Path, resume: bool, device: torch.device) -> dict[str, Any] | None:
+def resumed_state(config: Any, checkpoint_path: Path, resume: bool, device: torch.device) -> dict[str, Any] | None:
     """The checkpoint to continue from (``resume``), or None to start afresh; refuses to start
-    over an existing checkpoint, and to resume one trained with other settings."""
+    over an existing checkpoint, and to resume one trained with other settings than ``config``
+    (a settings dataclass: every field but those declared ``place`` and ``epochs``; a setting the
+    checkpoint predates reads as declared) or whose noise came from another kind of device."""
     if not resume:
         if checkpoint_path.is_file():
             raise ValueError(f"{checkpoint_path} already exists; pass --resume (resume=True) to continue it, or choose another out_dir")
@@ -143,9 +145,10 @@ def _resumed_state(config: TrainConfig, checkpoint_path: Path, resume: bool, dev
         raise FileNotFoundError(f"cannot resume: no checkpoint at {checkpoint_path}")
     state = load_checkpoint(checkpoint_path, map_location=device)
     refuse_non_finite_weights(state["state_dict"], checkpoint_path)
-    stored, wanted = {**declared_defaults(TrainConfig), **state["hparams"]}, asdict(config)  # settings added since: as declared
+    settings = type(config)
+    stored, wanted = {**declared_defaults(settings), **state["hparams"]}, asdict(config)  # settings added since: as declared
     differences = [f"{key} was {stored[key]!r}, now {wanted[key]!r}" for key in wanted
-                   if key not in RESUMABLE_CHANGES and stored[key] != wanted[key]]
+                   if key not in place_fields(settings) | {"epochs"} and stored[key] != wanted[key]]
     if differences:
         raise ValueError(f"cannot resume {checkpoint_path} with other settings than it was trained with: {'; '.join(differences)}")
     if int(state["epoch"]) > config.epochs:
@@ -189,7 +192,7 @@ def prepare_run(config: TrainConfig, env: Distributed, resume: bool) -> Training
     train_set = load_dataset(config.dataset, "train", config.data_dir)  # a missing or malformed folder stops the run here
     test_set = load_dataset(config.dataset, "test", config.data_dir) if env.main else None
     out_dir = Path(config.out_dir)
-    state = _resumed_state(config, out_dir / "checkpoint.pt", resume, env.device)
+    state = resumed_state(config, out_dir / "checkpoint.pt", resume, env.device)
     if env.main:
         ensure_writable_folder(out_dir)
         remove_stale_temporaries(out_dir / "checkpoint.pt")

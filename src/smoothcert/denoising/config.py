@@ -1,0 +1,59 @@
+"""The settings of a denoiser's training (:class:`DenoiserConfig`), declared once: their defaults,
+rules and help, from which ``smoothcert train-denoiser`` generates its options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from smoothcert.rules import AT_LEAST_TWO, NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, Rule
+from smoothcert.settings import field_problems, setting
+
+OBJECTIVES = ("mse", "stab", "mse+stab")
+"""``mse``: the denoising objective; ``stab``: the stability objective through the frozen
+classifier; ``mse+stab``: ``mse_epochs`` epochs of the first, then the second (Salman et al.
+fine-tune an MSE denoiser with the stability objective)."""
+A_PATH = Rule(lambda v: isinstance(v, str) and bool(v.strip()), "must name a checkpoint file")
+
+
+@dataclass
+class DenoiserConfig:
+    """Everything a denoiser's training depends on; stored in its checkpoint as ``hparams``.
+    Optimizer and schedule follow Salman et al.'s ``train_denoiser.py`` (microsoft/denoised-smoothing,
+    ``code/train_denoiser.py``, lines 27-43 and 100-101): Adam, lr 1e-3, weight decay 1e-4, the rate
+    divided by 10 every 30 epochs; their DnCNN has depth 17 and width 64, ours a CPU-sized 8 and 32."""
+
+    classifier: str = setting(help="the frozen classifier's checkpoint (smoothcert train's, or a released one); never updated",
+                              rule=A_PATH)
+    objective: str = setting("mse", "mse: ||D(x + delta) - x||^2; stab: cross-entropy of the classifier on D(x + delta) against "
+                             "its prediction on x; mse+stab: --mse-epochs of mse, then stab", choices=OBJECTIVES)
+    mse_epochs: int = setting(0, "with mse+stab, the epochs trained with mse before the stability objective", NON_NEGATIVE_INT)
+    sigma: float = setting(0.25, "noise level the denoiser removes", POSITIVE)
+    depth: int = setting(8, "DnCNN's convolutions (Salman et al.: 17)", AT_LEAST_TWO)
+    width: int = setting(32, "DnCNN's channels (Salman et al.: 64)", POSITIVE_INT)
+    epochs: int = setting(10, "training epochs", POSITIVE_INT)
+    batch_size: int = setting(100, "global batch size", POSITIVE_INT)
+    lr: float = setting(1e-3, "Adam's learning rate", POSITIVE)
+    weight_decay: float = setting(1e-4, "Adam's weight decay", NON_NEGATIVE)
+    lr_step: int = setting(30, "epochs between divisions of the learning rate by 10", POSITIVE_INT)
+    seed: int = setting(0, "seed of every random draw of the run (initialization, data order, noise)", NON_NEGATIVE_INT)
+    workers: int = setting(0, "data-loading processes (0: load in the training process)", NON_NEGATIVE_INT, place=True)
+    data_dir: str | None = setting(None, "dataset folder (cifar10, imagenet)", place=True)
+    out_dir: str = setting("runs/denoiser", "where checkpoint.pt and log.csv go", place=True)
+    device: str | None = setting(None, "cpu, cuda, cuda:1, ... (default: cuda if available)", place=True)
+
+    def validate(self) -> "DenoiserConfig":
+        """Refuse settings no run could use, naming each problem and what is expected."""
+        problems = field_problems(self)
+        if self.objective == "mse+stab" and POSITIVE_INT.holds(self.epochs) and not 0 < self.mse_epochs < self.epochs:
+            problems.append(f"objective 'mse+stab' needs 0 < mse_epochs < epochs, got mse_epochs={self.mse_epochs}, epochs={self.epochs}")
+        if self.objective != "mse+stab" and self.mse_epochs:
+            problems.append(f"mse_epochs is for objective 'mse+stab', got objective {self.objective!r} with mse_epochs={self.mse_epochs}")
+        if problems:
+            raise ValueError("invalid denoiser configuration: " + "; ".join(problems))
+        return self
+
+    def objective_of(self, epoch: int) -> str:
+        """The objective of epoch ``epoch`` (from 0): ``mse`` or ``stab``."""
+        if self.objective == "mse+stab":
+            return "mse" if epoch < self.mse_epochs else "stab"
+        return self.objective
