@@ -68,7 +68,8 @@ def _smoothed(args: argparse.Namespace, device, fast=None):
     from smoothcert.smoothing.checkpoint import open_checkpoint
     from smoothcert.smoothing.fast import apply_fast_options, describe
 
-    opened = open_checkpoint(args.checkpoint, device, args.split, args.data_dir, sigma=args.sigma, dataset=args.dataset)
+    opened = open_checkpoint(args.checkpoint, device, args.split, args.data_dir, sigma=args.sigma, dataset=args.dataset,
+                             diffusion=args.diffusion)
     if fast is not None:
         opened.smoothed.base_classifier = apply_fast_options(opened.smoothed.base_classifier, fast)
         opened.record["fast"] = describe(fast)

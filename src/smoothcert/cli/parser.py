@@ -66,6 +66,8 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue OUTFILE if it holds rows (the settings must match its OUTFILE.json)")
     parser.add_argument("--split", default="test", choices=["train", "test"])
     add_options(parser, TrainConfig, ["data_dir", "device"])
+    parser.add_argument("--diffusion", help="a DDPM folder (unet/ and scheduler/, as diffusers saves them): smooth the classifier behind "
+                        "its one-shot denoiser at --sigma (Carlini et al. 2023); needs pip install 'smoothcert[diffusion]'")
     parser.add_argument("--shard", help="K/N: this job takes the K-th of every N selected examples, as one of N independent jobs "
                         "(a Slurm job array; no process group); smoothcert merge joins their files")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -13,6 +13,8 @@ from torch.utils.data import Dataset
 
 from smoothcert.data import dataset_info, load_dataset
 from smoothcert.models.checkpoint import file_digest, load_classifier
+from smoothcert.models.denoised import DenoisedClassifier, check_denoiser_fits
+from smoothcert.models.diffusion import load_diffusion_denoiser
 from smoothcert.runtime.seeding import noise_fingerprint
 from smoothcert.smoothing.classifier import SmoothedClassifier
 
@@ -50,11 +52,18 @@ class OpenedCheckpoint:
 
 
 def open_checkpoint(path: str | Path, device: str | torch.device, split: str, data_dir: str | Path | None = None, *,
-                    sigma: float | None = None, dataset: str | None = None) -> OpenedCheckpoint:
+                    sigma: float | None = None, dataset: str | None = None, diffusion: str | Path | None = None) -> OpenedCheckpoint:
     """The smoothed classifier of the checkpoint at ``path`` on ``device`` (:func:`load_smoothed`),
     the ``split`` of its dataset (read from ``data_dir`` where the dataset needs a folder) and its
     provenance record, with the checkpoint's SHA-256: the one loader of the commands, the
-    pipeline and the studies."""
+    pipeline and the studies. With ``diffusion`` (a DDPM folder), the classifier is smoothed behind
+    its one-shot denoiser (:mod:`smoothcert.models.diffusion`), which the record names."""
     smoothed, entries = load_smoothed(path, device, sigma=sigma, dataset=dataset)
     data = load_dataset(entries["dataset"], split, data_dir)
-    return OpenedCheckpoint(smoothed, data, source_record(path, entries["dataset"], split, device), entries)
+    record = source_record(path, entries["dataset"], split, device)
+    if diffusion is not None:
+        denoiser, described = load_diffusion_denoiser(diffusion, smoothed.sigma, device)
+        check_denoiser_fits(denoiser, dataset_info(entries["dataset"]).input_shape, device)
+        smoothed.base_classifier = DenoisedClassifier(denoiser, smoothed.base_classifier).eval()
+        record.update(described)
+    return OpenedCheckpoint(smoothed, data, record, entries)
