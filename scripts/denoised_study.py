@@ -59,7 +59,7 @@ def _seconds(log: Path) -> float:
 def run(data_dir: str, out: Path, quick: bool) -> str:
     train_settings = dict(CIFAR_TRAIN, epochs=1 if quick else 7, lr_step=1 if quick else 5)
     settings = CertifySettings(n0=100, n=200 if quick else 1000, alpha=0.001, batch_size=1100, method="certify", skip=30 if quick else 8)
-    config = preset("cifar10", method="basic", sigma=0.0, seed=0, data_dir=data_dir, out_dir=str(out / "classifier"), **train_settings)
+    config = preset("cifar10", method="clean", seed=0, data_dir=data_dir, out_dir=str(out / "classifier"), **train_settings)
     classifier = _trained(config, out / "classifier", train)
     rows, costs = [], []
     for sigma in (0.25, 0.5):

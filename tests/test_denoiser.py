@@ -32,9 +32,9 @@ def sha256(path):
 
 @pytest.fixture(scope="module")
 def classifier(tmp_path_factory):
-    """A small CNN trained one epoch on the embedded digits without noise (sigma 0)."""
+    """A small CNN trained one epoch on the embedded digits without noise (method clean)."""
     out = tmp_path_factory.mktemp("clean") / "run"
-    assert main(["train", "--sigma", "0", "--epochs", "1", "--out-dir", str(out), "--quiet"]) == 0
+    assert main(["train", "--method", "clean", "--epochs", "1", "--out-dir", str(out), "--quiet"]) == 0
     return out / "checkpoint.pt"
 
 
@@ -175,11 +175,16 @@ def test_a_classifier_of_another_dataset_or_missing_is_refused_before_training(t
     assert not (tmp_path / "run").exists()
 
 
-def test_a_classifier_trained_without_noise_certifies_only_with_a_sigma(classifier, tmp_path, capsys):
-    out = tmp_path / "plain.tsv"
-    assert main(["certify", "--checkpoint", str(classifier), "--outfile", str(out), "--n", "100", "--max", "2", "--quiet"]) != 0
-    assert "was trained without noise (sigma 0): give the noise level to smooth it at (--sigma)" in capsys.readouterr().err
-    assert main(["certify", "--checkpoint", str(classifier), "--sigma", "0.5", "--outfile", str(out), "--n", "100", "--max", "2",
-                 "--quiet"]) == 0
-    assert main(["train", "--sigma", "0", "--method", "macer", "--out-dir", str(tmp_path / "m"), "--quiet"]) == 2
-    assert "sigma = 0 (no noise) is for method 'basic' alone" in capsys.readouterr().err
+def test_the_clean_method_is_the_cross_entropy_of_the_clean_inputs_whatever_the_noise(capsys, tmp_path):
+    from smoothcert.training.config import preset
+    from smoothcert.training.methods import REGISTRY, StepInputs
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 4))
+    x, labels = torch.rand(5, 1, 4, 4), torch.tensor([0, 1, 2, 3, 0])
+    config = preset("mnist", method="clean")
+    parts = REGISTRY["clean"].step(model, model, StepInputs(x, labels, 9.0 * torch.randn(5, 1, 1, 4, 4)), config, 0)
+    expected = torch.nn.functional.cross_entropy(model(x), labels)
+    torch.testing.assert_close(parts.loss, expected)
+    assert main(["train", "--method", "clean", "--k", "2", "--out-dir", str(tmp_path / "m"), "--quiet"]) == 2
+    assert "method 'clean' trains on the clean inputs alone: leave k at 1, got k=2" in capsys.readouterr().err

@@ -35,7 +35,7 @@ def test_no_module_outside_the_methods_branches_on_a_method_s_name():
 
 def test_an_unknown_method_is_refused_in_one_line():
     with pytest.raises(ValueError, match="method must be one of basic, adre, smoothadv, adre_adv, macer, consistency, smoothmix, catrs, "
-                                         "got 'mixup'"):
+                                         "clean, got 'mixup'"):
         method_named("mixup")
     with pytest.raises(ValueError, match="method must be one of"):
         preset("mnist", method="mixup").validate()

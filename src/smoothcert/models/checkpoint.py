@@ -216,9 +216,6 @@ def load_classifier(
         raise ValueError(f"{path} holds a classifier over {entries['num_classes']} classes, but {info.name} has {info.num_classes}")
     if sigma is not None:
         entries["sigma"] = sigma
-    if entries["sigma"] == 0:
-        raise ValueError(f"{path} was trained without noise (sigma 0): give the noise level to smooth it at (--sigma), or put a "
-                         "denoiser in front of it (smoothcert train-denoiser)")
     if entries["sigma"] is None:
         raise ValueError(f"{path} is in the layout of Cohen et al.'s released models, which do not record sigma: give the noise "
                          "level it was trained at (--sigma; e.g. 0.25 for a model from a folder noise_0.25)")

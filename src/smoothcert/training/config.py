@@ -31,7 +31,7 @@ class TrainConfig:
     arch: str = setting("small_cnn", "architecture", choices=tuple(ARCHITECTURES))
     method: str = setting("basic", "training method: " + "; ".join(f"{name}, {m.description}" for name, m in REGISTRY.items()),
                           choices=tuple(REGISTRY))
-    sigma: float = setting(0.25, "noise level (0: no noise, basic only: a classifier for denoised smoothing)", NON_NEGATIVE)
+    sigma: float = setting(0.25, "noise level", POSITIVE)
     k: int = setting(1, "noisy copies per example", POSITIVE_INT)
     chunks: int = setting(1, "optimizer steps per loader batch: the batch is split into this many chunks of batch_size / chunks "
                              "examples, each with its k noisy copies and its own SGD step (the authors' layout of SmoothAdv, "
@@ -80,8 +80,6 @@ class TrainConfig:
         problems = field_problems(self)
         if self.method in REGISTRY:
             problems += method_named(self.method).problems(self)
-        if self.sigma == 0 and self.method != "basic":
-            problems.append(f"sigma = 0 (no noise) is for method 'basic' alone, got method {self.method!r}")
         chunked = all(POSITIVE_INT.holds(v) for v in (self.chunks, self.batch_size, self.k))
         if chunked and self.chunks > 1 and self.k == 1:
             problems.append(f"chunks={self.chunks} needs k > 1 noisy copies per example (with one copy, a smaller batch_size "

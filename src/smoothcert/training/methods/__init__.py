@@ -6,11 +6,11 @@ and ``METHOD = ...``, its name in :data:`REGISTRY` below, its tests, and a row o
 
 from __future__ import annotations
 
-from smoothcert.training.methods import adre, adre_adv, basic, catrs, consistency, macer, smoothadv, smoothmix
+from smoothcert.training.methods import adre, adre_adv, basic, catrs, clean, consistency, macer, smoothadv, smoothmix
 from smoothcert.training.methods.base import Method, StepInputs
 
 REGISTRY: dict[str, Method] = {module.METHOD.name: module.METHOD
-                               for module in (basic, adre, smoothadv, adre_adv, macer, consistency, smoothmix, catrs)}
+                               for module in (basic, adre, smoothadv, adre_adv, macer, consistency, smoothmix, catrs, clean)}
 """Every training method by its ``--method`` name."""
 
 
