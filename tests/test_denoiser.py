@@ -188,3 +188,22 @@ def test_the_clean_method_is_the_cross_entropy_of_the_clean_inputs_whatever_the_
     torch.testing.assert_close(parts.loss, expected)
     assert main(["train", "--method", "clean", "--k", "2", "--out-dir", str(tmp_path / "m"), "--quiet"]) == 2
     assert "method 'clean' trains on the clean inputs alone: leave k at 1, got k=2" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_denoised_study_script_tabulates_every_row_and_resumes_from_its_folder(colour_digits, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("denoised_study", Path(__file__).parents[1] / "scripts" / "denoised_study.py")
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    summary = study.run(str(colour_digits), tmp_path / "study", quick=True)
+    for sigma in ("0.25", "0.5"):
+        for label in ("as it is", "mse denoiser", "mse+stab denoiser"):
+            assert f"| sigma={sigma}, {label} |" in summary
+    checkpoints = sorted((tmp_path / "study").rglob("checkpoint.pt"))
+    assert len(checkpoints) == 5  # the classifier and four denoisers
+    before = {path: path.stat().st_mtime_ns for path in checkpoints}
+    assert study.run(str(colour_digits), tmp_path / "study", quick=True) == summary  # finished steps are reused, not redone
+    assert {path: path.stat().st_mtime_ns for path in checkpoints} == before
