@@ -2,7 +2,6 @@
 authors only what they change, and records written before a setting existed read with the
 value that reproduces what those runs did."""
 
-import dataclasses
 
 import pytest
 

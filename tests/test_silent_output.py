@@ -19,12 +19,10 @@ import time
 import tracemalloc
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from smoothcert.analysis.report import analyze_files
-from smoothcert.cli import main
 from smoothcert.data import load_dataset
 from smoothcert.storage.atomic import write_text_atomic
 from smoothcert.storage.tsv import read_results

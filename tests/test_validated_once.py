@@ -2,7 +2,6 @@
 certified dataset, check no rule again (every check goes through ``Rule.problem``)."""
 
 import pytest
-import torch
 
 from smoothcert.data import load_dataset
 from smoothcert.jobs.evaluate import certify_dataset, predict_dataset

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from smoothcert.rules import AT_LEAST_TWO, NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, Rule
 from smoothcert.settings import field_problems, setting
+from smoothcert.training.config import run_setting
 
 OBJECTIVES = ("mse", "stab", "mse+stab")
 """``mse``: the denoising objective; ``stab``: the stability objective through the frozen
@@ -35,11 +36,11 @@ class DenoiserConfig:
     lr: float = setting(1e-3, "Adam's learning rate", POSITIVE)
     weight_decay: float = setting(1e-4, "Adam's weight decay", NON_NEGATIVE)
     lr_step: int = setting(30, "epochs between divisions of the learning rate by 10", POSITIVE_INT)
-    seed: int = setting(0, "seed of every random draw of the run (initialization, data order, noise)", NON_NEGATIVE_INT)
-    workers: int = setting(0, "data-loading processes (0: load in the training process)", NON_NEGATIVE_INT, place=True)
-    data_dir: str | None = setting(None, "dataset folder (cifar10, imagenet)", place=True)
+    seed: int = run_setting("seed")
+    workers: int = run_setting("workers")
+    data_dir: str | None = run_setting("data_dir")
     out_dir: str = setting("runs/denoiser", "where checkpoint.pt and log.csv go", place=True)
-    device: str | None = setting(None, "cpu, cuda, cuda:1, ... (default: cuda if available)", place=True)
+    device: str | None = run_setting("device")
 
     def validate(self) -> "DenoiserConfig":
         """Refuse settings no run could use, naming each problem and what is expected."""

@@ -32,6 +32,7 @@ from smoothcert.smoothing.counting import NonFiniteLogits, pass_size, refuse_ove
 from smoothcert.statistics.certificates import ABSTAIN, Certificate, predict_from_counts
 from smoothcert.storage.tsv import CERTIFY_COLUMNS, PREDICT_COLUMNS, ResultsFile, complete_lines, completed_indices
 
+
 def selected_indices(size: int, skip: int, max_count: int | None) -> list[int]:
     """Every ``skip``-th index from 0, at most ``max_count`` of them (a count, unlike the
     reference code's ``--max``, which compares with the dataset index)."""

@@ -56,7 +56,7 @@ def count_phases(model: torch.nn.Module, num_classes: int, sigma: float, inputs:
     """
     if len(generators) != len(inputs):
         raise ValueError(f"need one generator per input, got {len(generators)} for {len(inputs)} inputs")
-    device, shape = inputs.device, inputs.shape[1:]
+    device = inputs.device
     if device.type == "cpu":
         keep_heap_memory()  # no page-fault tax on large batches (smoothcert.runtime.allocator)
     capacity = _capacity(batch_size)

@@ -19,6 +19,18 @@ ADRE_CAP = 6.9
 probability of 0.001 (the demo's and the studies' capped cells)."""
 
 
+def run_setting(name: str) -> Any:
+    """The declaration of a setting every training run has (``seed``, ``workers``, ``data_dir``,
+    ``device``), for :class:`TrainConfig` and the denoiser's
+    :class:`~smoothcert.denoising.config.DenoiserConfig`."""
+    return {
+        "seed": lambda: setting(0, "seed of every random draw of the run (initialization, data order, noise)", NON_NEGATIVE_INT),
+        "workers": lambda: setting(0, "data-loading processes (0: load in the training process)", NON_NEGATIVE_INT, place=True),
+        "data_dir": lambda: setting(None, "dataset folder (cifar10, imagenet)", place=True),
+        "device": lambda: setting(None, "cpu, cuda, cuda:1, ... (default: cuda if available)", place=True),
+    }[name]()
+
+
 @dataclass
 class TrainConfig:
     """Everything a run depends on; stored in its checkpoints as ``hparams``. Each field carries
@@ -68,11 +80,11 @@ class TrainConfig:
     lr_step: int = setting(10, "epochs between learning-rate drops (step)", POSITIVE_INT)
     lr_gamma: float = setting(0.1, "learning-rate drop factor (step)", NON_NEGATIVE)
     warmup_epochs: int = setting(0, "linear warm-up epochs (cosine)", NON_NEGATIVE_INT)
-    seed: int = setting(0, "seed of every random draw of the run (initialization, data order, noise)", NON_NEGATIVE_INT)
-    workers: int = setting(0, "data-loading processes (0: load in the training process)", NON_NEGATIVE_INT, place=True)
-    data_dir: str | None = setting(None, "dataset folder (cifar10, imagenet)", place=True)
+    seed: int = run_setting("seed")
+    workers: int = run_setting("workers")
+    data_dir: str | None = run_setting("data_dir")
     out_dir: str = setting("runs/train", "where checkpoint.pt and log.csv go", place=True)
-    device: str | None = setting(None, "cpu, cuda, cuda:1, ... (default: cuda if available)", place=True)
+    device: str | None = run_setting("device")
 
     def validate(self) -> "TrainConfig":
         """Refuse settings no run could use, naming each problem and what is expected."""
