@@ -207,3 +207,31 @@ def test_the_denoised_study_script_tabulates_every_row_and_resumes_from_its_fold
     before = {path: path.stat().st_mtime_ns for path in checkpoints}
     assert study.run(str(colour_digits), tmp_path / "study", quick=True) == summary  # finished steps are reused, not redone
     assert {path: path.stat().st_mtime_ns for path in checkpoints} == before
+
+
+@pytest.mark.slow
+def test_a_denoiser_trains_under_torchrun_with_two_processes(classifier, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    before = sha256(classifier)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "smoothcert",
+               "train-denoiser", "--classifier", str(classifier), "--objective", "stab", "--epochs", "1", "--depth", "3", "--width", "8",
+               "--batch-size", "500", "--sigma", "0.5", "--device", "cpu", "--quiet", "--out-dir", str(tmp_path / "two")]
+    done = subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    state = load_checkpoint(tmp_path / "two" / "checkpoint.pt")
+    # Each process normalizes its half of a batch with its own BatchNorm statistics, so the weights
+    # are not those of one process on the whole batch; they are finite, trained, and the pair loads.
+    assert state["epoch"] == 1 and all(bool(torch.isfinite(v).all()) for v in state["state_dict"].values())
+    last = [key for key in state["state_dict"] if key.endswith("weight")][-1]
+    assert float(state["state_dict"][last].abs().sum()) > 0  # the last layer started at zero
+    assert sha256(classifier) == before and load_smoothed(tmp_path / "two" / "checkpoint.pt")[0].sigma == 0.5
+
+
+def test_a_denoiser_checkpoint_certified_on_another_dataset_is_refused_in_one_line(denoiser, tmp_path, capsys):
+    code = main(["certify", "--checkpoint", str(denoiser), "--dataset", "cifar10", "--outfile", str(tmp_path / "c.tsv"), "--n", "100",
+                 "--quiet"])
+    err = capsys.readouterr().err
+    assert code != 0 and len(err.strip().splitlines()) == 1 and "was trained on 'mnist', not 'cifar10'" in err
