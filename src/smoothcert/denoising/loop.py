@@ -25,7 +25,7 @@ from smoothcert.runtime.seeding import EVAL_NOISE, INIT, TRAIN_NOISE, derive_see
 from smoothcert.storage.atomic import ensure_writable_folder, remove_stale_temporaries
 from smoothcert.training.diagnostics import TrainingDiverged
 from smoothcert.training.epoch_log import Board, read_log, write_log
-from smoothcert.training.loop import GlobalBatchSampler, local_rows, resumed_state
+from smoothcert.training.loop import GlobalBatchSampler, local_rows, resumed_state, run_epochs
 
 LOG_FIELDS = ("epoch", "lr", "objective", "loss", "test_mse", "test_noisy_acc", "seconds")
 """The columns of a denoiser's ``log.csv``: the epoch's objective and mean loss, and on the test
@@ -170,20 +170,13 @@ def train_denoiser(config: DenoiserConfig, resume: bool = False, progress: bool 
     env = env or local(config.device)
     run = prepare_denoiser_run(config, env, resume)
     board = Board(run.checkpoint_path.parent, LOG_FIELDS) if env.main else None
-    try:
-        for epoch in range(run.start_epoch, config.epochs):
-            started = time.perf_counter()
-            loss = train_denoiser_epoch(run, epoch, progress)
-            if not math.isfinite(loss):
-                raise TrainingDiverged(f"the denoiser's loss became non-finite in epoch {epoch + 1}; the checkpoint of epoch {epoch} "
-                                       f"is kept at {run.checkpoint_path}; lower the learning rate (--lr)")
-            lr = run.optimizer.param_groups[0]["lr"]
-            run.scheduler.step()
-            if env.main:
-                finish_denoiser_epoch(run, epoch, loss, lr, started, board, progress)
-    finally:
-        if board is not None:
-            board.close()
-    if env.world > 1:
-        torch.distributed.barrier()
-    return run.checkpoint_path
+
+    def checked_epoch(epoch: int) -> float:
+        loss = train_denoiser_epoch(run, epoch, progress)
+        if not math.isfinite(loss):
+            raise TrainingDiverged(f"the denoiser's loss became non-finite in epoch {epoch + 1}; the checkpoint of epoch {epoch} "
+                                   f"is kept at {run.checkpoint_path}; lower the learning rate (--lr)")
+        return loss
+
+    return run_epochs(run, board, checked_epoch,
+                      lambda epoch, loss, lr, started: finish_denoiser_epoch(run, epoch, loss, lr, started, board, progress))

@@ -21,7 +21,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -299,6 +299,30 @@ def finish_epoch(run: TrainingRun, epoch: int, stats: dict[str, float], lr: floa
                    f"largest logit {stats['max_logit']:.1f}), test acc under noise {row['test_noisy_acc']:.3f} ({row['seconds']:.1f} s)")
 
 
+def run_epochs(run: Any, board: Board | None, train_epoch: Callable[[int], Any],
+               finish: Callable[[int, Any, float, float], None]) -> Path:
+    """Train each remaining epoch of ``run`` (a run of :func:`train` or of the denoiser's loop):
+    ``train_epoch(epoch)`` returns the epoch's statistics (refusing what must stop the run), the
+    schedule steps, and the main process ``finish``es the epoch (evaluate, log, checkpoint) with
+    its statistics, learning rate and start time. The board is closed whatever happens; under a
+    process group, every process waits until the last checkpoint is written."""
+    env = run.env
+    try:
+        for epoch in range(run.start_epoch, run.config.epochs):
+            started = time.perf_counter()
+            stats = train_epoch(epoch)
+            lr = run.optimizer.param_groups[0]["lr"]
+            run.scheduler.step()
+            if env.main:
+                finish(epoch, stats, lr, started)
+    finally:
+        if board is not None:
+            board.close()
+    if env.world > 1:  # the last checkpoint is written (by process 0) before any process reads it
+        torch.distributed.barrier()
+    return run.checkpoint_path
+
+
 def train(config: TrainConfig, resume: bool = False, progress: bool = True, env: Distributed | None = None) -> Path:
     """Train a base classifier; returns the path of its checkpoint (``out_dir/checkpoint.pt``,
     rewritten atomically after every epoch, with ``out_dir/log.csv``). ``resume`` continues from
@@ -312,24 +336,16 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, env:
     run = prepare_run(config, env, resume)
     board = Board(run.out_dir) if env.main else None
     run.model.train()
-    best_accuracy = max([float(row["train_noisy_acc"]) for row in run.log_rows], default=0.0)
-    try:
-        for epoch in range(run.start_epoch, config.epochs):
-            started = time.perf_counter()
-            stats = train_one_epoch(run, epoch, progress)
-            refuse_non_finite(stats, config, epoch, run.checkpoint_path)
-            best_accuracy = max(best_accuracy, stats["train_noisy_acc"])
-            warn_of_divergence(stats, best_accuracy, config, epoch)
-            lr = run.optimizer.param_groups[0]["lr"]
-            run.scheduler.step()
-            if env.main:
-                finish_epoch(run, epoch, stats, lr, started, board, progress)
-    finally:
-        if board is not None:
-            board.close()
-    if env.world > 1:  # the last checkpoint is written (by process 0) before any process reads it
-        torch.distributed.barrier()
-    return run.checkpoint_path
+    best_accuracy = [max([float(row["train_noisy_acc"]) for row in run.log_rows], default=0.0)]
+
+    def judged_epoch(epoch: int) -> dict[str, float]:
+        stats = train_one_epoch(run, epoch, progress)
+        refuse_non_finite(stats, config, epoch, run.checkpoint_path)
+        best_accuracy[0] = max(best_accuracy[0], stats["train_noisy_acc"])
+        warn_of_divergence(stats, best_accuracy[0], config, epoch)
+        return stats
+
+    return run_epochs(run, board, judged_epoch, lambda epoch, stats, lr, started: finish_epoch(run, epoch, stats, lr, started, board, progress))
 
 
 __all__ = ["train", "train_one_epoch", "training_step", "GlobalBatchSampler", "TrainingDiverged"]
