@@ -36,6 +36,7 @@ def test_the_comparison_tabulates_each_method_with_its_cost_and_resumes(tmp_path
     assert not list((tmp_path / "moved").rglob("checkpoint.pt"))
 
 
+@pytest.mark.slow  # an end-to-end study of every method (about 32 s of the default suite's 342 s)
 def test_the_comparison_runs_on_colour_images_from_a_folder(tmp_path, colour_digits, capsys):
     out = tmp_path / "cmp"
     assert main(["compare", "--dataset", "cifar10", "--data-dir", str(colour_digits), "--quick", "--out-dir", str(out), "--quiet"]) == 0
