@@ -129,16 +129,17 @@ def evaluate_pair(pair: DenoisedClassifier, dataset: Dataset, config: DenoiserCo
     """On ``dataset``, one noise draw per image: the denoised images' mean squared error and the
     pair's accuracy."""
     generator = generator_for(device, config.seed, EVAL_NOISE, epoch)
-    squared, correct = 0.0, 0
+    squared = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
     pair.eval()
     with torch.no_grad():
         for x, labels in DataLoader(dataset, batch_size=200):
             x, labels = x.to(device), labels.to(device)
             denoised = pair.denoiser(x + config.sigma * torch.randn(x.shape, generator=generator, device=device))
-            squared += float(((denoised - x) ** 2).mean(dim=tuple(range(1, x.ndim))).sum())
-            correct += int((pair.classifier(denoised).argmax(1) == labels).sum())
+            squared += ((denoised - x) ** 2).mean(dim=tuple(range(1, x.ndim))).sum(dtype=torch.float64)
+            correct += (pair.classifier(denoised).argmax(1) == labels).sum()
     pair.train()
-    return squared / len(dataset), correct / len(dataset)
+    return float(squared) / len(dataset), int(correct) / len(dataset)
 
 
 def finish_denoiser_epoch(run: DenoiserRun, epoch: int, loss: float, lr: float, started: float, board: Board,
