@@ -204,6 +204,8 @@ def test_the_denoised_study_script_tabulates_every_row_and_resumes_from_its_fold
             assert f"| sigma={sigma}, {label} |" in summary
     checkpoints = sorted((tmp_path / "study").rglob("checkpoint.pt"))
     assert len(checkpoints) == 5  # the classifier and four denoisers
+    fine_tuned = load_checkpoint(tmp_path / "study" / "s0.25" / "mse+stab" / "checkpoint.pt")["hparams"]
+    assert fine_tuned["objective"] == "stab" and fine_tuned["init_denoiser"] == str(tmp_path / "study" / "s0.25" / "mse" / "checkpoint.pt")
     before = {path: path.stat().st_mtime_ns for path in checkpoints}
     assert study.run(str(colour_digits), tmp_path / "study", quick=True) == summary  # finished steps are reused, not redone
     assert {path: path.stat().st_mtime_ns for path in checkpoints} == before
@@ -235,3 +237,30 @@ def test_a_denoiser_checkpoint_certified_on_another_dataset_is_refused_in_one_li
                  "--quiet"])
     err = capsys.readouterr().err
     assert code != 0 and len(err.strip().splitlines()) == 1 and "was trained on 'mnist', not 'cifar10'" in err
+
+
+def test_mse_then_stab_starts_a_new_adam_at_the_fine_tuning_rate(denoiser):
+    rows = (denoiser.parent / "log.csv").read_text().splitlines()
+    assert [float(row.split(",")[1]) for row in rows[1:]] == [1e-3, 1e-4]  # lr of the mse epoch, then finetune_lr
+    steps_per_epoch = len(load_dataset("mnist", "train")) // TINY["batch_size"]
+    moments = load_checkpoint(denoiser)["optimizer"]["state"]
+    assert {int(state["step"]) for state in moments.values()} == {steps_per_epoch}  # the mse epoch's steps are forgotten
+
+
+def test_a_stability_run_from_an_mse_denoiser_starts_from_its_weights(denoiser, classifier, tmp_path, capsys):
+    from smoothcert.denoising.loop import prepare_denoiser_run
+    from smoothcert.runtime.distributed import local
+
+    config = DenoiserConfig(str(classifier), objective="stab", init_denoiser=str(denoiser), lr=1e-4, epochs=1,
+                            out_dir=str(tmp_path / "stab"), **TINY)
+    run = prepare_denoiser_run(config, local("cpu"), resume=False)
+    initial = load_checkpoint(denoiser)["state_dict"]
+    assert all(torch.equal(initial[key], value) for key, value in run.pair.denoiser.state_dict().items())
+    assert run.optimizer.state_dict()["state"] == {} and run.optimizer.param_groups[0]["lr"] == 1e-4
+    for wrong, expected in [(classifier, "is not a denoiser checkpoint"), (denoiser, "with depth 3 and width 8; this run's is of mnist "
+                                                                                  "with depth 3 and width 16")]:
+        code = main(["train-denoiser", "--classifier", str(classifier), "--objective", "stab", "--init-denoiser", str(wrong),
+                     "--depth", "3", "--width", "16", "--out-dir", str(tmp_path / "bad"), "--quiet"])
+        err = capsys.readouterr().err
+        assert code != 0 and len(err.strip().splitlines()) == 1 and expected in err
+        assert not (tmp_path / "bad").exists()

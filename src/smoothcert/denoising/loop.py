@@ -17,7 +17,7 @@ from tqdm import tqdm
 from smoothcert.data import DatasetInfo, dataset_info, load_dataset
 from smoothcert.denoising.config import DenoiserConfig
 from smoothcert.denoising.objectives import mse_objective, stability_objective
-from smoothcert.models.checkpoint import file_digest, load_classifier, save_denoiser_checkpoint
+from smoothcert.models.checkpoint import DENOISER_FORMAT, file_digest, load_checkpoint, load_classifier, save_denoiser_checkpoint
 from smoothcert.models.denoised import DenoisedClassifier, check_denoiser_fits
 from smoothcert.models.dncnn import DnCNN
 from smoothcert.runtime.distributed import Distributed, agreed_any, local
@@ -57,9 +57,9 @@ class DenoiserRun:
 
 
 def prepare_denoiser_run(config: DenoiserConfig, env: Distributed, resume: bool) -> DenoiserRun:
-    """Load the frozen classifier and its dataset, build the denoiser, Adam and the schedule (from
-    the seed), and restore them from ``out_dir/checkpoint.pt`` with ``resume``; every refusal
-    comes before any training."""
+    """Load the frozen classifier and its dataset, build the denoiser (from the seed, or from
+    ``init_denoiser``'s weights), a new Adam and its schedule, and restore them from
+    ``out_dir/checkpoint.pt`` with ``resume``; every refusal comes before any training."""
     classifier, entries = load_classifier(config.classifier, env.device, sigma=config.sigma)
     digest, info = file_digest(config.classifier), dataset_info(entries["dataset"])
     train_set = load_dataset(info.name, "train", config.data_dir)
@@ -68,14 +68,16 @@ def prepare_denoiser_run(config: DenoiserConfig, env: Distributed, resume: bool)
     state = resumed_state(config, path, resume, env.device)
     if state is not None and state["classifier_sha256"] != digest:
         raise ValueError(f"cannot resume {path}: its classifier {config.classifier} has changed since (its SHA-256 differs)")
+    initial = initial_weights(config, info) if config.init_denoiser is not None and state is None else None
     if env.main:
         ensure_writable_folder(path.parent)
         remove_stale_temporaries(path)
     torch.manual_seed(derive_seed(config.seed, INIT))
     denoiser = DnCNN(info.input_shape[0], config.depth, config.width).to(env.device)
     check_denoiser_fits(denoiser, info.input_shape, env.device)
-    optimizer = torch.optim.Adam(denoiser.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step, gamma=0.1)
+    if initial is not None:
+        denoiser.load_state_dict(initial)
+    optimizer, scheduler = new_optimizer(config, denoiser, config.lr)
     start_epoch, log_rows = 0, []
     if state is not None:
         denoiser.load_state_dict(state["state_dict"])
@@ -91,6 +93,27 @@ def prepare_denoiser_run(config: DenoiserConfig, env: Distributed, resume: bool)
                        test_set, digest, start_epoch, log_rows)
 
 
+def initial_weights(config: DenoiserConfig, info: DatasetInfo) -> dict[str, torch.Tensor]:
+    """The weights of the denoiser checkpoint ``config.init_denoiser``, refused in one line unless
+    it is a denoiser of ``info``'s dataset with this run's depth and width."""
+    path = config.init_denoiser
+    entries = load_checkpoint(path)
+    if entries.get("format") != DENOISER_FORMAT:
+        raise ValueError(f"init_denoiser {path} is not a denoiser checkpoint (smoothcert train-denoiser writes one)")
+    shape = (int(entries["hparams"]["depth"]), int(entries["hparams"]["width"]))
+    if entries["dataset"] != info.name or shape != (config.depth, config.width):
+        raise ValueError(f"init_denoiser {path} is a denoiser of {entries['dataset']} with depth {shape[0]} and width {shape[1]}; "
+                         f"this run's is of {info.name} with depth {config.depth} and width {config.width}")
+    return entries["state_dict"]
+
+
+def new_optimizer(config: DenoiserConfig, denoiser: torch.nn.Module,
+                  lr: float) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """A new Adam at ``lr`` over the denoiser's parameters and its schedule (lr / 10 every ``lr_step`` epochs)."""
+    optimizer = torch.optim.Adam(denoiser.parameters(), lr=lr, weight_decay=config.weight_decay)
+    return optimizer, torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step, gamma=0.1)
+
+
 def step_noise(config: DenoiserConfig, shape: tuple[int, ...], epoch: int, step: int, env: Distributed) -> torch.Tensor:
     """Noise ``(b, *shape)`` for this process's rows of global batch ``step`` of ``epoch``."""
     generator = generator_for(env.device, config.seed, TRAIN_NOISE, epoch, step)
@@ -103,6 +126,8 @@ def train_denoiser_epoch(run: DenoiserRun, epoch: int, progress: bool) -> float:
     early on every process once the running loss of any process is not finite)."""
     config, env = run.config, run.env
     objective = config.objective_of(epoch)
+    if config.starts_finetuning(epoch):  # a new run from the MSE denoiser, as Salman et al.'s Stab+MSE
+        run.optimizer, run.scheduler = new_optimizer(config, run.pair.denoiser, config.finetune_lr)
     run.sampler.set_epoch(epoch)
     run.pair.train()
     total = torch.zeros((), device=env.device)

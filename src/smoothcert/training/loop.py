@@ -260,12 +260,7 @@ def train_one_epoch(run: TrainingRun, epoch: int, progress: bool) -> dict[str, f
         x, labels = x.to(env.device, non_blocking=True), labels.to(env.device, non_blocking=True)
         noise, draw, extra = noise_for_step(config, run.info.input_shape, epoch, step, env)
         target = run.soft_labels[index.to(env.device)] if run.soft_labels is not None else None
-        for piece in zip(*(_pieces(t, config.chunks) for t in (x, labels, noise, draw, extra, target))):
-            parts = training_step(run.wrapped, *piece[:4], config, attack_model=run.model, epoch=epoch, extra=piece[4], target=piece[5])
-            run.optimizer.zero_grad(set_to_none=True)
-            parts.loss.backward()
-            run.optimizer.step()
-            sums += batch_stats(parts)
+        sums += train_on_batch(run.wrapped, run.optimizer, (x, labels, noise, draw, extra, target), config, epoch, run.model)
         if step % 20 == 19:
             running = named_stats(sums, (step + 1) * config.chunks)
             if agreed_any(not math.isfinite(running["loss"]), env):
@@ -275,6 +270,21 @@ def train_one_epoch(run: TrainingRun, epoch: int, progress: bool) -> dict[str, f
         torch.distributed.all_reduce(sums)
         sums /= env.world
     return named_stats(sums, len(run.loader) * config.chunks)
+
+
+def train_on_batch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: tuple[torch.Tensor | None, ...], config: TrainConfig,
+                   epoch: int, attack_model: torch.nn.Module | None = None) -> torch.Tensor:
+    """One loader batch ``(x, labels, noise, draw, extra, target)`` in the method's step layout:
+    ``config.chunks`` optimizer steps, each on ``batch_size / chunks`` consecutive examples; the sum
+    of the steps' :func:`~smoothcert.training.diagnostics.batch_stats`."""
+    sums = 0
+    for piece in zip(*(_pieces(t, config.chunks) for t in batch)):
+        parts = training_step(model, *piece[:4], config, attack_model=attack_model, epoch=epoch, extra=piece[4], target=piece[5])
+        optimizer.zero_grad(set_to_none=True)
+        parts.loss.backward()
+        optimizer.step()
+        sums = sums + batch_stats(parts)
+    return sums
 
 
 def _pieces(batch: torch.Tensor | None, chunks: int) -> tuple[torch.Tensor | None, ...]:
