@@ -1,5 +1,6 @@
 """The denoiser's objectives (Salman et al. 2020, Sec. 3; ``code/train_denoiser.py`` of
-microsoft/denoised-smoothing, lines 196-208), on clean images ``x`` in [0, 1] and their noisy
+microsoft/denoised-smoothing, the loss of its ``train`` function, about lines 247-261 at commit
+6082675), on clean images ``x`` in [0, 1] and their noisy
 copies ``x + delta``:
 
 - MSE: ``mean over pixels of (D(x + delta) - x)^2`` (their ``MSELoss``, reduction mean);
