@@ -42,6 +42,22 @@ def test_the_api_reference_documents_nothing_twice():
     assert len(smoothcert.__all__) == len(set(smoothcert.__all__)) > 20
 
 
+def test_the_python_guide_names_a_function_for_every_command_and_each_name_resolves():
+    """Each row of the guide's "Each command is a function" table: a command of the parser, and
+    the dotted names in its call are objects of the package (a renamed function fails here)."""
+    from smoothcert.cli.parser import COMMANDS
+
+    rows = re.findall(r"^\| `smoothcert ([\w-]+)` \| `(.+)` \|$", (ROOT / "docs" / "guide" / "python.md").read_text(), flags=re.M)
+    assert sorted(command for command, _ in rows) == sorted(COMMANDS)
+    for _, call in rows:
+        for dotted in re.findall(r"smoothcert(?:\.\w+)+", call):
+            _, *names = dotted.split(".")
+            value = smoothcert
+            for position, name in enumerate(names):
+                value = getattr(value, name) if hasattr(value, name) else importlib.import_module(".".join(["smoothcert", *names[:position + 1]]))
+            assert callable(value) or isinstance(value, type), dotted
+
+
 def _build(tmp_path: Path, page: str | None = None) -> subprocess.CompletedProcess:
     """``mkdocs build --strict`` of a copy of the site, with ``page`` added to the Home page."""
     site = tmp_path / "project"
