@@ -42,12 +42,12 @@ def _trained(config, resume_from: Path, trainer) -> Path:
     path = resume_from / "checkpoint.pt"
     if path.is_file() and int(load_checkpoint(path)["epoch"]) >= config.epochs:
         return path
-    return trainer(config, resume=path.is_file(), progress=False)
+    return trainer(config, resume=path.is_file(), progress=True)  # epoch lines; bars only on a terminal
 
 
 def _certified(checkpoint: Path, outfile: Path, settings: CertifySettings, data_dir: str, sigma: float | None) -> Path:
     opened = open_checkpoint(checkpoint, "cpu", "test", data_dir, sigma=sigma)
-    certify_dataset(opened.smoothed, opened.data, outfile, settings, progress=False, metadata=opened.record, resume=outfile.is_file())
+    certify_dataset(opened.smoothed, opened.data, outfile, settings, progress=True, metadata=opened.record, resume=outfile.is_file())
     return outfile
 
 
