@@ -2,9 +2,9 @@
 run: the comparison's settings (its :data:`~smoothcert.studies.compare.METHODS` on the dataset's
 preset at sigma 0.5, each with its own number of noisy copies), one loader batch of the preset's
 size in the method's step layout (``chunks`` forward, backward and optimizer steps of
-``batch_size / chunks`` examples, as :func:`~smoothcert.training.loop.train_one_epoch` takes
-them, :func:`~smoothcert.training.loop.train_on_batch`; with training's allocator setting), methods interleaved over rounds. CAT-RS is timed in its
-dearest case, every example confident (so the attack on the noise runs on the whole batch).
+``batch_size / chunks`` examples: :func:`~smoothcert.training.loop.train_on_batch`, as training
+takes them; with training's allocator setting), methods interleaved over rounds. CAT-RS is timed
+in its dearest case, every example confident (so the attack on the noise runs on the whole batch).
 
     python benchmarks/bench_methods.py [--dataset mnist|cifar10] [--batches 5] [--rounds 3]
 """
@@ -28,7 +28,7 @@ PLANS = {"mnist": ComparePlan(), "cifar10": CIFAR}
 
 
 def batch_time(model: torch.nn.Module, optimizer: torch.optim.Optimizer, config: TrainConfig, x: torch.Tensor,
-              labels: torch.Tensor, batches: int) -> float:
+               labels: torch.Tensor, batches: int) -> float:
     """Median seconds of one loader batch: ``config.chunks`` training steps (noise drawn outside the timing)."""
     generator = torch.Generator().manual_seed(0)
     noise = config.sigma * torch.randn((x.shape[0], config.k, *x.shape[1:]), generator=generator)

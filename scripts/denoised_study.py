@@ -1,8 +1,8 @@
 """Denoised smoothing on colour images (issue 26): a ResNet-20 trained without noise on the
 CIFAR-10 subset (the CIFAR study's recipe: batch 100, 7 epochs, lr / 10 after epoch 5), smoothed
 (a) as it is, (b) behind an MSE denoiser, (c) behind that denoiser fine-tuned with the stability
-objective (Salman et al.'s Stab+MSE), at sigma 0.25 and 0.5; certified with CERTIFY on every 8th test image, n0 = 100, n = 1,000, alpha = 0.001,
-as the CIFAR study certifies its Basic runs (d).
+objective (Salman et al.'s Stab+MSE), at sigma 0.25 and 0.5; certified with CERTIFY on every 8th
+test image, n0 = 100, n = 1,000, alpha = 0.001, as the CIFAR study certifies its Basic runs (d).
 
     python scripts/denoised_study.py --data-dir DATA --out runs/denoised-cifar10 [--quick]
 

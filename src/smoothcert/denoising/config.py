@@ -29,8 +29,9 @@ class DenoiserConfig:
 
     classifier: str = setting(help="the frozen classifier's checkpoint (smoothcert train's, or a released one); never updated",
                               rule=A_PATH)
-    objective: str = setting("mse", "mse: the mean over pixels of (D(x + delta) - x)^2; stab: cross-entropy of the classifier on D(x + delta) against "
-                             "its prediction on x; mse+stab: --mse-epochs of mse, then stab", choices=OBJECTIVES)
+    objective: str = setting("mse", "mse: the mean over pixels of (D(x + delta) - x)^2; stab: cross-entropy of the classifier "
+                             "on D(x + delta) against its prediction on x; mse+stab: --mse-epochs of mse, then stab",
+                             choices=OBJECTIVES)
     mse_epochs: int = setting(0, "with mse+stab, the epochs trained with mse before the stability objective", NON_NEGATIVE_INT)
     finetune_lr: float = setting(1e-4, "with mse+stab, the learning rate of the new Adam that the stability epochs start "
                                  "(Salman et al. fine-tune at 1e-4 or 1e-5)", POSITIVE)
