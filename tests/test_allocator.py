@@ -35,6 +35,7 @@ def _run(code, keep):
     return out.stdout.split()
 
 
+@pytest.mark.slow  # repeated passes to count page faults (about 17 s)
 def test_keeping_the_heap_removes_the_page_faults_of_repeated_passes():
     applied, kept = _run(FAULTS, keep=True)
     not_applied, default = _run(FAULTS, keep=False)
@@ -43,6 +44,7 @@ def test_keeping_the_heap_removes_the_page_faults_of_repeated_passes():
     assert int(default) > 5_000 and int(kept) < int(default) / 5
 
 
+@pytest.mark.slow  # two certifications of the same inputs (about 19 s)
 def test_certificates_are_the_same_with_and_without_the_fix(checkpoint, tmp_path):
     rows = {}
     for keep in (True, False):

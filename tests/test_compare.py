@@ -17,6 +17,7 @@ from smoothcert.studies.finished_runs import finished_result
 from smoothcert.studies.reproduce import CIFAR_FULL, _figure1_cells, _table1_cells
 
 
+@pytest.mark.slow  # an end-to-end study of every method on the digits (about 17 s)
 def test_the_comparison_tabulates_each_method_with_its_cost_and_resumes(tmp_path):
     plan = replace(QUICK, seeds=(0,), methods=("Basic", "CAT-RS"), votes_n=10,
                    certify=CertifySettings(n0=20, n=100, alpha=0.01, batch_size=200, method="certify", skip=50, max_count=20))

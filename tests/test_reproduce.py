@@ -22,6 +22,7 @@ def test_quick_study_writes_every_table_and_figure(tmp_path, capsys):
     assert {path: path.stat().st_mtime_ns for path in made} == made
 
 
+@pytest.mark.slow  # an end-to-end study on colour images (about 12 s)
 def test_cifar10_study_runs_from_a_folder_and_resumes_from_its_small_files(tmp_path, colour_digits, capsys):
     out = tmp_path / "study"
     command = ["reproduce", "--dataset", "cifar10", "--data-dir", str(colour_digits), "--quick", "--out-dir", str(out), "--quiet"]
