@@ -346,13 +346,14 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, env:
     run = prepare_run(config, env, resume)
     board = Board(run.out_dir) if env.main else None
     run.model.train()
-    best_accuracy = [max([float(row["train_noisy_acc"]) for row in run.log_rows], default=0.0)]
+    best_accuracy = max([float(row["train_noisy_acc"]) for row in run.log_rows], default=0.0)
 
     def judged_epoch(epoch: int) -> dict[str, float]:
+        nonlocal best_accuracy
         stats = train_one_epoch(run, epoch, progress)
         refuse_non_finite(stats, config, epoch, run.checkpoint_path)
-        best_accuracy[0] = max(best_accuracy[0], stats["train_noisy_acc"])
-        warn_of_divergence(stats, best_accuracy[0], config, epoch)
+        best_accuracy = max(best_accuracy, stats["train_noisy_acc"])
+        warn_of_divergence(stats, best_accuracy, config, epoch)
         return stats
 
     return run_epochs(run, board, judged_epoch, lambda epoch, stats, lr, started: finish_epoch(run, epoch, stats, lr, started, board, progress))
